@@ -1,0 +1,77 @@
+"""The array backend: which array module computes, the default dtype, random generators.
+
+All array code in gradlearn goes through an array module ``xp`` (NumPy now, CuPy for the
+GPU later). NumPy functions applied to a CuPy array dispatch to CuPy (NEP 13/18), so module
+code calls ``np.tanh(x)`` freely; only array *creation* must ask for the module of its
+inputs, with :func:`array_module`.
+
+Global state is limited to the default dtype and the default random generator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+xp = np  # the default array module
+
+_default_dtype = np.dtype(np.float32)
+_default_generator = np.random.default_rng()
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def array_module(*arrays):
+    """The array module (numpy or cupy) that owns ``arrays``: numpy unless one is a CuPy array."""
+    for a in arrays:
+        if type(a) is not np.ndarray and type(a).__module__.startswith("cupy"):
+            import cupy
+
+            return cupy
+    return np
+
+
+def set_default_dtype(dtype) -> None:
+    """Set the dtype new parameters are created in: ``np.float32`` (default) or ``np.float64``."""
+    global _default_dtype
+    d = np.dtype(dtype)
+    if d not in FLOAT_DTYPES:
+        raise ValueError(f"set_default_dtype: expected float32 or float64, got {d}")
+    _default_dtype = d
+
+
+def get_default_dtype() -> np.dtype:
+    """The dtype new parameters are created in (float32 unless changed)."""
+    return _default_dtype
+
+
+def manual_seed(seed: int) -> np.random.Generator:
+    """Reseed the default generator (used wherever no explicit generator is given)."""
+    global _default_generator
+    _default_generator = np.random.default_rng(seed)
+    return _default_generator
+
+
+def default_generator() -> np.random.Generator:
+    """The generator used when a random draw is given none."""
+    return _default_generator
+
+
+def resolve_generator(generator) -> np.random.Generator:
+    """``generator`` itself, a new generator seeded by an int, or the default generator."""
+    if generator is None:
+        return _default_generator
+    if isinstance(generator, np.random.Generator):
+        return generator
+    if isinstance(generator, (int, np.integer)):
+        return np.random.default_rng(int(generator))
+    raise TypeError(f"expected a numpy.random.Generator, an int seed or None, got {type(generator).__name__}")
+
+
+def resolve_dtype(dtype) -> np.dtype:
+    """``dtype`` as a float dtype, or the default dtype when None."""
+    if dtype is None:
+        return _default_dtype
+    d = np.dtype(dtype)
+    if d not in FLOAT_DTYPES:
+        raise ValueError(f"expected dtype float32 or float64, got {d}")
+    return d

@@ -1,0 +1,185 @@
+"""Element-wise non-linearities and the (log-)softmax, each with its closed-form Jacobian."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import resolve_dtype
+from ..parameter import Parameter
+from .base import Module
+
+
+class Activation(Module):
+    """Shared checks for shape-preserving activations: ``forward`` validates, ``backward``
+    checks the gradient's shape; subclasses implement ``_forward`` and ``_backward``."""
+
+    def __init__(self):
+        super().__init__()
+        self.shape = None
+
+    def forward(self, x):
+        self.check_float(x)
+        self.shape = x.shape
+        return self._forward(x)
+
+    def backward(self, grad_output):
+        self.check_grad(grad_output, self.shape)
+        return self._backward(grad_output)
+
+
+class Tanh(Activation):
+    """y = tanh(x); dy/dx = 1 - y²."""
+
+    def _forward(self, x):
+        self.y = np.tanh(x)
+        return self.y
+
+    def _backward(self, grad_output):
+        y = self.y
+        return grad_output * (1 - y * y)
+
+
+class Sigmoid(Activation):
+    """y = 1 / (1 + exp(-x)); dy/dx = y (1 - y). Computed as (1 + tanh(x/2)) / 2, which
+    cannot overflow."""
+
+    def _forward(self, x):
+        y = np.tanh(x * 0.5)
+        y += 1
+        y *= 0.5
+        self.y = y
+        return y
+
+    def _backward(self, grad_output):
+        y = self.y
+        return grad_output * y * (1 - y)
+
+
+class ReLU(Activation):
+    """y = max(x, 0); dy/dx = 1 where x > 0, else 0."""
+
+    def _forward(self, x):
+        self.y = np.maximum(x, 0)
+        return self.y
+
+    def _backward(self, grad_output):
+        return grad_output * (self.y > 0)
+
+
+class LeakyReLU(Activation):
+    """y = x where x > 0, else negative_slope * x; dy/dx = 1 or negative_slope."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def _forward(self, x):
+        self.positive = x > 0
+        return np.where(self.positive, x, x * self.negative_slope)
+
+    def _backward(self, grad_output):
+        return np.where(self.positive, grad_output, grad_output * self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class PReLU(Module):
+    """y = x where x > 0, else a * x, with a learned slope ``a`` (He et al. 2015).
+
+    ``weight`` has shape (num_parameters,): one slope shared by all channels (1) or one per
+    channel (dimension 1 of the input). Backward: dE/dx = dE/dy * (1 or a);
+    dE/da += sum over the slope's elements of dE/dy * x where x <= 0.
+    """
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, *, dtype=None):
+        super().__init__()
+        if int(num_parameters) <= 0:
+            raise ValueError(f"PReLU: num_parameters must be positive, got {num_parameters}")
+        self.num_parameters = int(num_parameters)
+        self.weight = Parameter(np.full(self.num_parameters, init, dtype=resolve_dtype(dtype)))
+        self.x = None
+
+    def _slope_shape(self, x):
+        if self.num_parameters == 1:
+            return (1,) * x.ndim
+        return (1, self.num_parameters) + (1,) * (x.ndim - 2)
+
+    def forward(self, x):
+        self.check_float(x, dtype=self.weight.dtype)
+        if self.num_parameters > 1 and (x.ndim < 2 or x.shape[1] != self.num_parameters):
+            raise self.error("forward", f"expected input (N, {self.num_parameters}, ...), got {tuple(x.shape)}")
+        self.x = x
+        a = self.weight.data.reshape(self._slope_shape(x))
+        return np.where(x > 0, x, a * x)
+
+    def backward(self, grad_output):
+        x = self.x
+        self.check_grad(grad_output, None if x is None else x.shape)
+        positive = x > 0
+        a = self.weight.data.reshape(self._slope_shape(x))
+        if self.weight.requires_grad:
+            contrib = np.where(positive, 0, grad_output * x)
+            if self.num_parameters == 1:
+                self.weight.grad += contrib.sum()
+            else:
+                axes = (0,) + tuple(range(2, x.ndim))
+                self.weight.grad += contrib.sum(axis=axes)
+        return np.where(positive, grad_output, grad_output * a)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"
+
+
+def _check_dim(module, x, dim):
+    if not -x.ndim <= dim < x.ndim:
+        raise module.error("forward", f"dim {dim} is out of range for an input of shape {tuple(x.shape)}")
+
+
+class Softmax(Activation):
+    """y_i = exp(x_i) / sum_j exp(x_j) along ``dim`` (shifted by the max for stability).
+
+    Backward: dE/dx = y * (dE/dy - sum_j dE/dy_j y_j).
+    """
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = int(dim)
+
+    def _forward(self, x):
+        _check_dim(self, x, self.dim)
+        e = np.exp(x - x.max(axis=self.dim, keepdims=True))
+        e /= e.sum(axis=self.dim, keepdims=True)
+        self.y = e
+        return e
+
+    def _backward(self, grad_output):
+        y = self.y
+        return y * (grad_output - (grad_output * y).sum(axis=self.dim, keepdims=True))
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Activation):
+    """y_i = x_i - log sum_j exp(x_j) along ``dim`` (log-sum-exp shifted by the max).
+
+    Backward: dE/dx = dE/dy - softmax(x) * sum_j dE/dy_j.
+    """
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = int(dim)
+
+    def _forward(self, x):
+        _check_dim(self, x, self.dim)
+        shifted = x - x.max(axis=self.dim, keepdims=True)
+        y = shifted - np.log(np.exp(shifted).sum(axis=self.dim, keepdims=True))
+        self.y = y
+        return y
+
+    def _backward(self, grad_output):
+        return grad_output - np.exp(self.y) * grad_output.sum(axis=self.dim, keepdims=True)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"

@@ -1,0 +1,89 @@
+"""Losses: values on hand-computed examples, numerical stability, and bad targets."""
+
+import numpy as np
+import pytest
+
+import gradlearn as gl
+
+
+def test_cross_entropy_value_and_fused_gradient():
+    logits = np.array([[1.0, 2.0, 3.0]])
+    loss = gl.CrossEntropyLoss()
+    p = np.exp(logits) / np.exp(logits).sum()
+    assert loss(logits, np.array([2])) == pytest.approx(-np.log(p[0, 2]))
+    np.testing.assert_allclose(loss.backward(), p - [[0, 0, 1]])
+
+
+def test_cross_entropy_is_stable_for_huge_logits():
+    logits = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4]], dtype=np.float32)
+    loss = gl.CrossEntropyLoss()
+    value = loss(logits, np.array([0, 1]))
+    assert np.isfinite(value) and value == pytest.approx(np.log(2) / 2, rel=1e-5)
+    assert np.all(np.isfinite(loss.backward()))
+
+
+def test_energy_nll_is_stable_for_large_beta():
+    energies = np.array([[0.0, 1.0, 2.0]])
+    loss = gl.EnergyNLLLoss(beta=1e4)
+    assert np.isfinite(loss(energies, np.array([1])))
+    assert loss(energies, np.array([1])) == pytest.approx(1.0)  # beta -> inf: E(Y) - min E
+
+
+def test_energy_losses_on_a_worked_example():
+    energies = np.array([[0.5, 0.2, 0.9]])
+    target = np.array([0])
+    assert gl.EnergyLoss()(energies, target) == pytest.approx(0.5)
+    assert gl.PerceptronLoss()(energies, target) == pytest.approx(0.3)
+    hinge = gl.HingeLoss(margin=1.0)
+    assert hinge(energies, target) == pytest.approx(1.3)
+    np.testing.assert_allclose(hinge.backward(), [[1, -1, 0]])
+    assert gl.HingeLoss(margin=1.0)(energies, np.array([1])) == pytest.approx(0.7)
+    assert gl.HingeLoss(margin=0.1)(np.array([[0.0, 1.0]]), np.array([0])) == 0.0
+
+
+def test_euclidean_loss_is_half_squared_distance_per_sample():
+    x = np.array([[1.0, 2.0], [0.0, 0.0]])
+    y = np.zeros((2, 2))
+    loss = gl.EuclideanLoss()
+    assert loss(x, y) == pytest.approx(0.5 * 5 / 2)
+    np.testing.assert_allclose(loss.backward(), x / 2)
+    assert gl.EuclideanLoss(reduction="sum")(x, y) == pytest.approx(2.5)
+
+
+def test_backward_scales_by_upstream_gradient():
+    loss = gl.MSELoss()
+    loss(np.ones((2, 2)), np.zeros((2, 2)))
+    np.testing.assert_allclose(loss.backward(3.0), 3 * loss.backward())
+
+
+def test_loss_keeps_float32():
+    loss = gl.CrossEntropyLoss()
+    loss(np.zeros((2, 3), np.float32), np.array([0, 1]))
+    assert loss.backward().dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "target, error, message",
+    [
+        (np.array([0.0, 1.0]), TypeError, "expected integer class indices"),
+        (np.array(["a", "b"]), TypeError, "expected integer class indices"),
+        (np.array([0, 3]), ValueError, r"class index 3 is out of range \[0, 3\)"),
+        (np.array([-1, 0]), ValueError, r"class index -1 is out of range"),
+        (np.array([0, 1, 2]), ValueError, r"expected target of shape \(2,\)"),
+    ],
+)
+@pytest.mark.parametrize("loss", [gl.CrossEntropyLoss(), gl.NLLLoss(), gl.HingeLoss(), gl.EnergyNLLLoss()], ids=repr)
+def test_bad_class_targets(loss, target, error, message):
+    with pytest.raises(error, match=message):
+        loss(np.zeros((2, 3)), target)
+
+
+def test_bad_shapes_and_options():
+    with pytest.raises(ValueError, match=r"prediction \(2, 3\) and target \(3, 2\) must have the same shape"):
+        gl.MSELoss()(np.zeros((2, 3)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        gl.MSELoss(reduction="avg")
+    with pytest.raises(TypeError, match="floating-point"):
+        gl.CrossEntropyLoss()(np.zeros((2, 3), dtype=object), np.array([0, 1]))
+    with pytest.raises(RuntimeError, match="before forward"):
+        gl.MSELoss().backward()

@@ -1,0 +1,107 @@
+"""The flat parameter vector: every .data and .grad a view into one of two arrays."""
+
+import numpy as np
+import pytest
+
+import gradlearn as gl
+
+
+def model():
+    return gl.Sequential(gl.Linear(3, 4), gl.Tanh(), gl.Linear(4, 2))
+
+
+def test_packing_makes_views_both_ways():
+    net = model()
+    before = {name: p.data.copy() for name, p in net.named_parameters()}
+    flat = gl.pack_parameters(net)
+    for name, p in net.named_parameters():
+        np.testing.assert_array_equal(p.data, before[name])  # packing keeps values
+        assert np.shares_memory(p.data, flat.data) and np.shares_memory(p.grad, flat.grad)
+    # writing the flat vector changes the module's weights ...
+    flat.data[:] = 0.5
+    assert np.all(net[0].weight.data == 0.5) and np.all(net[2].bias.data == 0.5)
+    # ... and writing a weight changes the flat vector
+    net[2].weight.data[0, 1] = -7.0
+    s = flat.slice_of(net[2].weight)
+    assert flat.data[s][1] == -7.0
+    # backward accumulates into the flat gradient
+    x = np.ones((5, 3), np.float32)
+    net.zero_grad()
+    y = net(x)
+    net.backward(np.ones_like(y))
+    assert np.abs(flat.grad).sum() > 0
+    np.testing.assert_array_equal(flat.grad[flat.slice_of(net[0].weight)].reshape(4, 3), net[0].weight.grad)
+    net.zero_grad()
+    assert not flat.grad.any()
+
+
+def test_packing_is_idempotent_and_keeps_references():
+    net = model()
+    flat = net.flat_parameters()
+    weight = net[0].weight
+    data_ref, grad_ref = weight.data, weight.grad
+    again = gl.pack_parameters(net.parameters())
+    assert again is flat
+    assert weight.data is data_ref and weight.grad is grad_ref
+
+
+def test_slices_are_aligned_and_gaps_are_zero():
+    net = model()
+    flat = net.flat_parameters()
+    for s in flat.slices:
+        assert s.start % 16 == 0
+    mask = flat.mask(net.parameters())
+    assert not flat.data[mask == 0].any()
+    assert mask.sum() == sum(p.size for p in net.parameters())
+
+
+def test_assigning_data_copies_into_the_flat_vector():
+    net = model()
+    flat = net.flat_parameters()
+    net[0].bias.data = np.arange(4, dtype=np.float32)
+    np.testing.assert_array_equal(flat.data[flat.slice_of(net[0].bias)], np.arange(4))
+    with pytest.raises(ValueError, match=r"packed parameter from \(4,\) to \(5,\)"):
+        net[0].bias.data = np.zeros(5, np.float32)
+
+
+def test_repacking_a_grown_model_supersedes_the_old_vector():
+    body = model()
+    old = body.flat_parameters()
+    grown = gl.Sequential(body, gl.Linear(2, 1))
+    new = grown.flat_parameters()
+    assert new is not old and old.superseded
+    with pytest.raises(RuntimeError, match="superseded"):
+        old.check_current()
+    new.data[:] = 1.0
+    assert np.all(body[0].weight.data == 1.0)  # the model's parameters follow the new vector
+
+
+def test_trainable_mask_excludes_frozen_parameters():
+    net = model()
+    net[0].weight.requires_grad = False
+    flat = net.flat_parameters()
+    mask = flat.trainable_mask()
+    assert not mask[flat.slice_of(net[0].weight)].any()
+    assert mask[flat.slice_of(net[0].bias)].all()
+
+
+def test_frozen_parameter_gets_no_gradient():
+    net = model()
+    net[0].weight.requires_grad = False
+    y = net(np.ones((2, 3), np.float32))
+    net.backward(np.ones_like(y))
+    assert not net[0].weight.grad.any() and net[0].bias.grad.any()
+
+
+def test_mixed_dtypes_cannot_be_packed():
+    a = gl.Parameter(np.zeros(3, np.float32))
+    b = gl.Parameter(np.zeros(3, np.float64))
+    with pytest.raises(TypeError, match="mixed dtypes"):
+        gl.pack_parameters([a, b])
+
+
+def test_parameter_rejects_non_float():
+    with pytest.raises(TypeError, match="floating-point"):
+        gl.Parameter(np.array(["a", "b"]))
+    with pytest.raises(TypeError, match="floating-point"):
+        gl.Parameter(np.zeros(3, dtype=object))
