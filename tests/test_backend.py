@@ -30,3 +30,34 @@ def test_explicit_generator():
     np.testing.assert_array_equal(a, b)
     with pytest.raises(TypeError, match="Generator"):
         gl.Linear(2, 2, generator="seven")
+
+
+def test_device_names_are_checked():
+    from gradlearn.backend import parse_device
+
+    assert parse_device("cuda:1") == "cuda:1"
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        gl.Linear(2, 2).to("tpu")
+
+
+def test_to_cpu_keeps_the_packing():
+    net = gl.Sequential(gl.Linear(2, 3), gl.Linear(3, 1))
+    flat = net.flat_parameters()
+    net.to("cpu")
+    assert net.flat_parameters() is flat and np.shares_memory(net[0].weight.data, flat.data)
+
+
+def test_cuda_without_cupy_or_device_fails_clearly():
+    try:
+        import cupy
+
+        cupy.cuda.runtime.getDeviceCount()
+        pytest.skip("a CUDA device is present: this test checks the message when there is none")
+    except Exception:
+        pass
+    net = gl.Linear(2, 2)
+    before = net.weight.data.copy()
+    with pytest.raises(RuntimeError, match="CuPy|CUDA device"):
+        net.to("cuda")
+    assert type(net.weight.data) is np.ndarray
+    np.testing.assert_array_equal(net.weight.data, before)

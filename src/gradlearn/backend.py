@@ -30,6 +30,55 @@ def array_module(*arrays):
     return np
 
 
+DEVICES = ("cpu", "cuda")
+
+
+def parse_device(device) -> str:
+    """'cpu' or 'cuda' (also 'cuda:0'); anything else is a ValueError listing the choices."""
+    name = str(device).lower()
+    if name == "cpu" or name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        return name
+    raise ValueError(f"unknown device {device!r}; expected one of {DEVICES} (or 'cuda:N')")
+
+
+def cuda_module():
+    """CuPy, when it is installed and sees a CUDA device; otherwise a RuntimeError saying which is missing."""
+    try:
+        import cupy
+    except ImportError:
+        raise RuntimeError(
+            "device 'cuda' needs CuPy, which is not installed: pip install 'gradlearn[cuda]' "
+            "(on a machine with an NVIDIA GPU and its driver)"
+        ) from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # no driver, no device
+        raise RuntimeError(f"device 'cuda': CuPy is installed but finds no CUDA device ({exc})") from None
+    if count == 0:
+        raise RuntimeError("device 'cuda': CuPy is installed but finds no CUDA device")
+    return cupy
+
+
+def to_device(array, device):
+    """``array`` on ``device``: a NumPy array for 'cpu', a CuPy array for 'cuda[:N]'."""
+    name = parse_device(device)
+    if name == "cpu":
+        if type(array) is np.ndarray:
+            return array
+        return array.get() if hasattr(array, "get") else np.asarray(array)
+    cupy = cuda_module()
+    index = int(name[5:]) if ":" in name else 0
+    with cupy.cuda.Device(index):
+        return cupy.asarray(array)
+
+
+def device_of(array) -> str:
+    """'cpu' for a NumPy array, 'cuda:N' for a CuPy array."""
+    if type(array) is np.ndarray or not hasattr(array, "device"):
+        return "cpu"
+    return f"cuda:{array.device.id}"
+
+
 def set_default_dtype(dtype) -> None:
     """Set the dtype new parameters are created in: ``np.float32`` (default) or ``np.float64``."""
     global _default_dtype

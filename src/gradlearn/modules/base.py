@@ -24,7 +24,7 @@ import copy
 
 import numpy as np
 
-from ..backend import array_module, resolve_dtype
+from ..backend import array_module, parse_device, resolve_dtype, to_device
 from ..parameter import Parameter, pack_parameters
 
 
@@ -236,13 +236,17 @@ class Module:
         return missing, unexpected
 
     # dtype and device --------------------------------------------------------------------
-    def to(self, dtype) -> "Module":
-        """Cast every parameter and floating buffer to ``dtype`` (float32 or float64), in place.
+    def to(self, dtype_or_device) -> "Module":
+        """Cast to a dtype (float32/float64) or move to a device ('cpu', 'cuda'), in place.
 
         Casting unpacks the parameters (their flat vector, if any, is superseded); pack
-        again, or build the optimizer, afterwards.
+        again, or build the optimizer, afterwards. Moving packed parameters moves the two
+        flat arrays and re-makes the views, so the packing survives. Without CuPy or a CUDA
+        device, ``to('cuda')`` raises a RuntimeError that says which is missing.
         """
-        dtype = resolve_dtype(dtype)
+        if isinstance(dtype_or_device, str) and not dtype_or_device.startswith("float"):
+            return self._to_device(parse_device(dtype_or_device))
+        dtype = resolve_dtype(dtype_or_device)
         for m in self.modules():
             for name, p in m._parameters.items():
                 if p.dtype != dtype:
@@ -254,6 +258,28 @@ class Module:
             for name, b in list(m._buffers.items()):
                 if b is not None and b.dtype.kind == "f" and b.dtype != dtype:
                     m._buffers[name] = b.astype(dtype)
+                    object.__setattr__(m, name, m._buffers[name])
+        return self
+
+    def _to_device(self, device) -> "Module":
+        params = list(self.parameters())
+        moved = {}
+        for p in params:
+            flat = p._flat
+            if flat is not None and not flat.superseded and id(flat) not in moved:
+                moved[id(flat)] = flat
+                flat.data = to_device(flat.data, device)
+                flat.grad = to_device(flat.grad, device)
+                for q, s in zip(flat.params, flat.slices):
+                    q._data = flat.data[s].reshape(q.shape)
+                    q._grad = flat.grad[s].reshape(q.shape)
+            elif flat is None or flat.superseded:
+                p._data = to_device(p._data, device)
+                p._grad = to_device(p._grad, device)
+        for m in self.modules():
+            for name, b in list(m._buffers.items()):
+                if b is not None:
+                    m._buffers[name] = to_device(b, device)
                     object.__setattr__(m, name, m._buffers[name])
         return self
 
