@@ -80,14 +80,20 @@ def uniform_(tensor, a: float = 0.0, b: float = 1.0, generator=None):
     """Fill with U(a, b)."""
     arr = _array(tensor)
     rng = resolve_generator(generator)
-    return _fill(tensor, array_module(arr).asarray(rng.uniform(a, b, arr.shape), dtype=arr.dtype))
+    values = rng.random(arr.shape, dtype=arr.dtype)  # drawn in the array's dtype: no float64 detour
+    values *= b - a
+    values += a
+    return _fill(tensor, array_module(arr).asarray(values))
 
 
 def normal_(tensor, mean: float = 0.0, std: float = 1.0, generator=None):
     """Fill with N(mean, std²)."""
     arr = _array(tensor)
     rng = resolve_generator(generator)
-    return _fill(tensor, array_module(arr).asarray(rng.normal(mean, std, arr.shape), dtype=arr.dtype))
+    values = rng.standard_normal(arr.shape, dtype=arr.dtype)
+    values *= std
+    values += mean
+    return _fill(tensor, array_module(arr).asarray(values))
 
 
 def zeros_(tensor):

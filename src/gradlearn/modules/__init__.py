@@ -3,7 +3,11 @@
 from .activation import LeakyReLU, LogSoftmax, PReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Module
 from .containers import Add, Branch, Concat, Parallel, Residual, Sequential
+from .conv import Conv2d, ZeroPad2d
+from .dropout import Dropout, Dropout2d
 from .linear import Identity, Linear
+from .normalization import BatchNorm1d, BatchNorm2d, LocalContrastNorm
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, LPPool2d, MaxPool2d
 from .shape import Flatten, Reshape
 
 __all__ = [
@@ -25,4 +29,15 @@ __all__ = [
     "Parallel",
     "Concat",
     "Residual",
+    "Conv2d",
+    "ZeroPad2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "LPPool2d",
+    "AdaptiveAvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "LocalContrastNorm",
+    "Dropout",
+    "Dropout2d",
 ]

@@ -1,0 +1,317 @@
+"""Normalisation layers: BatchNorm1d, BatchNorm2d (Ioffe & Szegedy 2015) and
+LocalContrastNorm (Jarrett et al. 2009), forward and backward side by side."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..backend import array_module, resolve_dtype
+from ..parameter import Parameter
+from .base import Module
+
+
+class _BatchNorm(Module):
+    """Batch normalisation over every dimension but the channel (dimension 1).
+
+    Training (statistics of the batch, M = number of values per channel):
+
+        mu = mean(x),  var = mean((x - mu)^2)   (biased),  sigma = sqrt(var + eps)
+        xhat = (x - mu) / sigma,   y = gamma * xhat + beta
+        running_mean <- (1 - momentum) * running_mean + momentum * mu
+        running_var  <- (1 - momentum) * running_var  + momentum * var * M / (M - 1)   (unbiased)
+
+    ``momentum=None`` uses the cumulative average (factor 1 / num_batches_tracked), as PyTorch.
+    Evaluation: mu and var are the running statistics (constants), so y is affine in x.
+
+    Backward in training, mu and sigma depend on x; the closed form (sums over the
+    batch and spatial positions of each channel) is
+
+        dE/dx = (1/M) * gamma / sigma * (M * dE/dy - sum(dE/dy) - xhat * sum(dE/dy * xhat))
+        dE/dgamma += sum(dE/dy * xhat),   dE/dbeta += sum(dE/dy)
+
+    and in evaluation dE/dx = gamma / sigma_running * dE/dy.
+
+    State (PyTorch's names): ``weight`` (gamma, ones) and ``bias`` (beta, zeros) when
+    ``affine``; buffers ``running_mean`` (zeros), ``running_var`` (ones) and
+    ``num_batches_tracked`` (0-d int64) when ``track_running_stats``. Defaults: eps=1e-5,
+    momentum=0.1, affine=True, track_running_stats=True, dtype float32.
+    """
+
+    _input_dims = ()
+    _input_desc = ""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
+                 track_running_stats: bool = True, *, dtype=None):
+        super().__init__()
+        name = type(self).__name__
+        if int(num_features) <= 0:
+            raise ValueError(f"{name}: num_features must be positive, got {num_features}")
+        if not eps > 0:
+            raise ValueError(f"{name}: eps must be positive, got {eps}")
+        if momentum is not None and not 0 <= momentum <= 1:
+            raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum}")
+        self.num_features = int(num_features)
+        self.eps = float(eps)
+        self.momentum = None if momentum is None else float(momentum)
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        dtype = resolve_dtype(dtype)
+        if self.affine:
+            self.weight = Parameter(np.ones(self.num_features, dtype=dtype))
+            self.bias = Parameter(np.zeros(self.num_features, dtype=dtype))
+        else:
+            self.weight = None
+            self.bias = None
+        if self.track_running_stats:
+            self.register_buffer("running_mean", np.zeros(self.num_features, dtype=dtype))
+            self.register_buffer("running_var", np.ones(self.num_features, dtype=dtype))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self._dtype = dtype
+        self._cache = None
+
+    def _param_dtype(self):
+        if self.weight is not None:
+            return self.weight.dtype
+        if self.running_mean is not None:
+            return self.running_mean.dtype
+        return None
+
+    def _check_input(self, x):
+        self.check_float(x, dtype=self._param_dtype())
+        if x.ndim not in self._input_dims:
+            raise self.error("forward", f"expected {self._input_desc}, got shape {tuple(x.shape)}")
+        if x.shape[1] != self.num_features:
+            raise self.error(
+                "forward",
+                f"expected {self.num_features} channels (dimension 1), got {x.shape[1]} (input shape {tuple(x.shape)})",
+            )
+
+    @staticmethod
+    def _as3d(a):
+        """(N, C, ...) viewed as (N, C, L); statistics reduce axes 0 and 2."""
+        return a.reshape(a.shape[0], a.shape[1], -1)
+
+    @staticmethod
+    def _channel_sum(a3):
+        return a3.sum(axis=2).sum(axis=0)
+
+    def forward(self, x):
+        self._check_input(x)
+        xp = array_module(x)
+        x3 = self._as3d(x)
+        n, c, length = x3.shape
+        count = n * length
+        use_batch = self.training or not self.track_running_stats
+        if use_batch:
+            if count <= 1:
+                raise self.error(
+                    "forward",
+                    f"expected more than 1 value per channel when training, got input shape {tuple(x.shape)}",
+                )
+            mean = self._channel_sum(x3) * (1.0 / count)
+            centred = x3 - mean[None, :, None]
+            var = self._channel_sum(centred * centred) * (1.0 / count)
+            inv_std = 1.0 / xp.sqrt(var + self.eps)
+            xhat = centred
+            xhat *= inv_std[None, :, None]
+            if self.training and self.track_running_stats:
+                self._update_running(mean, var, count)
+            self._cache = ("batch", xhat, inv_std, count, x.shape)
+        else:
+            inv_std = 1.0 / xp.sqrt(self.running_var + self.eps)
+            xhat = (x3 - self.running_mean[None, :, None]) * inv_std[None, :, None]
+            self._cache = ("running", xhat, inv_std, count, x.shape)
+        if self.affine:
+            y = xhat * self.weight.data[None, :, None]
+            y += self.bias.data[None, :, None]
+        else:
+            y = xhat.copy()
+        return y.reshape(x.shape)
+
+    def _update_running(self, mean, var, count):
+        self.num_batches_tracked += 1
+        if self.momentum is None:
+            factor = 1.0 / float(self.num_batches_tracked)
+        else:
+            factor = self.momentum
+        self.running_mean *= 1.0 - factor
+        self.running_mean += factor * mean
+        self.running_var *= 1.0 - factor
+        self.running_var += (factor * count / (count - 1)) * var
+
+    def backward(self, grad_output):
+        cache = self._cache
+        self.check_grad(grad_output, None if cache is None else cache[4])
+        mode, xhat, inv_std, count, shape = cache
+        dy = self._as3d(grad_output)
+        need_sums = mode == "batch" or (self.affine and (self.weight.requires_grad or self.bias.requires_grad))
+        if need_sums:
+            sum_dy = self._channel_sum(dy)
+            sum_dy_xhat = self._channel_sum(dy * xhat)
+        if self.affine:
+            if self.weight.requires_grad:
+                self.weight.grad += sum_dy_xhat
+            if self.bias.requires_grad:
+                self.bias.grad += sum_dy
+            scale = self.weight.data * inv_std
+        else:
+            scale = inv_std
+        if mode == "batch":
+            grad_input = dy - (sum_dy * (1.0 / count))[None, :, None]
+            grad_input -= xhat * (sum_dy_xhat * (1.0 / count))[None, :, None]
+            grad_input *= scale[None, :, None]
+        else:
+            grad_input = dy * scale[None, :, None]
+        return grad_input.reshape(shape)
+
+    def extra_repr(self):
+        parts = [f"{self.num_features}"]
+        if self.eps != 1e-5:
+            parts.append(f"eps={self.eps:g}")
+        if self.momentum != 0.1:
+            parts.append(f"momentum={self.momentum}")
+        if not self.affine:
+            parts.append("affine=False")
+        if not self.track_running_stats:
+            parts.append("track_running_stats=False")
+        return ", ".join(parts)
+
+
+class BatchNorm1d(_BatchNorm):
+    __doc__ = (
+        "Batch normalisation of (N, C) or (N, C, L) inputs, per channel C.\n\n" + _BatchNorm.__doc__
+    )
+    _input_dims = (2, 3)
+    _input_desc = "a 2-D (N, C) or 3-D (N, C, L) input"
+
+
+class BatchNorm2d(_BatchNorm):
+    __doc__ = "Batch normalisation of (N, C, H, W) inputs, per channel C.\n\n" + _BatchNorm.__doc__
+    _input_dims = (4,)
+    _input_desc = "a 4-D input (N, C, H, W)"
+
+
+# Local contrast normalisation ------------------------------------------------------------------
+
+
+class LocalContrastNorm(Module):
+    """Local contrast normalisation across features and space (Jarrett et al., ICCV 2009).
+
+    With w[p, q] = g[p] g[q] / C, g a 1-D Gaussian window of ``kernel_size`` taps and
+    standard deviation ``sigma`` normalised to sum 1 (so w sums to 1 over (channel, p, q)),
+    and (F a)[i, j] = sum_{p, q} g[p] g[q] a[i + p, j + q] the spatial filter (window
+    centred on (i, j); zero padding at the borders, so near an edge the window weight that
+    falls outside the image counts zeros), per sample:
+
+        subtractive:  m = F(S),   S = (1/C) sum_c x_c,   v_c = x_c - m       (m shared by every channel)
+        divisive:     sigma_ij = sqrt(F(Q)_ij),  Q = (1/C) sum_c v_c^2
+                      cbar = mean_{ij} sigma_ij   (one number per sample)
+                      d = max(cbar, sigma),       y_c = v_c / d
+
+    Defaults: kernel_size 9, sigma = kernel_size / 4 (2.25 for 9x9). Shapes (N, C, H, W)
+    -> same, C = ``num_channels``. No parameters.
+
+    Backward (the exact Jacobian of the above, including cbar and the max):
+
+        dv_c  = dE/dy_c / d                                 (direct path)
+        dd    = -sum_c dE/dy_c * y_c / d
+        dsigma_ij = dd_ij [sigma_ij > cbar] + (1/(H W)) sum_{kl} dd_kl [sigma_kl <= cbar]
+        dQ    = F^T(dsigma / (2 sigma))
+        dv_c += (2/C) v_c dQ
+        dm    = -sum_c dv_c,   dS = F^T(dm),   dE/dx_c = dv_c + dS / C
+
+    F is separable and applied as two small banded matrices, F(a) = T_H a T_W^T with
+    T[i, i'] = g[i' - i + (k-1)//2], and F^T(a) = T_H^T a T_W. At a tie sigma_ij == cbar
+    the max is not differentiable; the gradient goes to cbar. A constant image (sigma = 0
+    everywhere) gives y = 0 with the divisor clamped to the dtype's smallest normal number.
+    """
+
+    def __init__(self, num_channels: int, kernel_size: int = 9, sigma=None):
+        super().__init__()
+        if int(num_channels) <= 0:
+            raise ValueError(f"LocalContrastNorm: num_channels must be positive, got {num_channels}")
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer)) or kernel_size <= 0:
+            raise ValueError(f"LocalContrastNorm: kernel_size must be a positive int, got {kernel_size!r}")
+        self.num_channels = int(num_channels)
+        self.kernel_size = int(kernel_size)
+        self.sigma = self.kernel_size / 4.0 if sigma is None else float(sigma)
+        if not self.sigma > 0:
+            raise ValueError(f"LocalContrastNorm: sigma must be positive, got {sigma!r}")
+        offsets = np.arange(self.kernel_size) - (self.kernel_size - 1) / 2.0
+        g = np.exp(-(offsets**2) / (2 * self.sigma**2))
+        self.window = g / g.sum()  # the 1-D window g (float64); w = outer(g, g) / C
+        self._matrices = {}
+        self._cache = None
+
+    def _band(self, size, dtype, xp):
+        key = (size, np.dtype(dtype).str, xp.__name__)
+        if key not in self._matrices:
+            k = self.kernel_size
+            left = (k - 1) // 2
+            t = np.zeros((size, size))
+            for p in range(k):
+                offset = p - left  # output i reads input i + offset
+                idx = np.arange(max(0, -offset), min(size, size - offset))
+                t[idx, idx + offset] = self.window[p]
+            self._matrices[key] = xp.asarray(t, dtype=dtype)
+        return self._matrices[key]
+
+    def _filter(self, a, th, tw):
+        """F(a) for a of shape (N, H, W): T_H a T_W^T."""
+        return th @ (a @ tw.T)
+
+    def _filter_t(self, a, th, tw):
+        """F^T(a) = T_H^T a T_W."""
+        return th.T @ (a @ tw)
+
+    def forward(self, x):
+        self.check_float(x)
+        if x.ndim != 4:
+            raise self.error("forward", f"expected a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
+        n, c, h, w = x.shape
+        if c != self.num_channels:
+            raise self.error(
+                "forward", f"expected {self.num_channels} input channels, got {c} (input shape {tuple(x.shape)})"
+            )
+        xp = array_module(x)
+        th, tw = self._band(h, x.dtype, xp), self._band(w, x.dtype, xp)
+        inv_c = 1.0 / c
+        mean = self._filter(x.sum(axis=1) * inv_c, th, tw)  # (N, H, W)
+        v = x - mean[:, None]
+        local_var = self._filter((v * v).sum(axis=1) * inv_c, th, tw)
+        local_std = xp.sqrt(xp.maximum(local_var, 0))
+        cbar = local_std.mean(axis=(1, 2))  # (N,)
+        above = local_std > cbar[:, None, None]
+        divisor = xp.where(above, local_std, cbar[:, None, None])
+        divisor = xp.maximum(divisor, np.finfo(x.dtype).tiny)
+        y = v / divisor[:, None]
+        self._cache = (v, y, local_std, above, divisor, th, tw, x.shape)
+        return y
+
+    def backward(self, grad_output):
+        cache = self._cache
+        self.check_grad(grad_output, None if cache is None else cache[7])
+        v, y, local_std, above, divisor, th, tw, shape = cache
+        xp = array_module(grad_output)
+        n, c, h, w = shape
+        grad_v = grad_output / divisor[:, None]
+        grad_divisor = -(grad_output * y).sum(axis=1) / divisor  # (N, H, W)
+        to_cbar = xp.where(above, 0, grad_divisor).sum(axis=(1, 2)) * (1.0 / (h * w))  # (N,)
+        grad_std = xp.where(above, grad_divisor, 0) + to_cbar[:, None, None]
+        positive = local_std > 0
+        grad_var = xp.where(positive, grad_std / xp.where(positive, 2 * local_std, 1), 0)
+        grad_q = self._filter_t(grad_var, th, tw)
+        grad_v += v * (grad_q * (2.0 / c))[:, None]
+        grad_mean = -grad_v.sum(axis=1)
+        grad_s = self._filter_t(grad_mean, th, tw)
+        grad_v += (grad_s * (1.0 / c))[:, None]
+        return grad_v
+
+    def extra_repr(self):
+        return f"{self.num_channels}, kernel_size={self.kernel_size}, sigma={self.sigma:g}"

@@ -1,0 +1,242 @@
+"""Conv2d and ZeroPad2d beyond the registry: shapes, repr, errors, init, both input-gradient
+algorithms, float32 end to end, and returned arrays that stay intact."""
+
+import math
+
+import numpy as np
+import pytest
+
+import gradlearn as gl
+
+from ..conftest import assert_close
+
+
+def _torch():
+    return pytest.importorskip("torch", reason="PyTorch is not installed: pip install torch==2.13.0")
+
+
+def test_repr_is_short_and_lists_non_defaults():
+    assert repr(gl.Conv2d(6, 16, 5)) == "Conv2d(6 -> 16, 5x5)"
+    assert repr(gl.Conv2d(3, 8, 3, stride=2, padding=1)) == "Conv2d(3 -> 8, 3x3, stride=2, padding=1)"
+    assert (
+        repr(gl.Conv2d(4, 4, (3, 1), padding="same", dilation=2, groups=4, bias=False))
+        == "Conv2d(4 -> 4, 3x1, padding='same', dilation=2, groups=4, bias=False)"
+    )
+    assert repr(gl.Conv2d(2, 2, 3, stride=(2, 1))) == "Conv2d(2 -> 2, 3x3, stride=(2, 1))"
+    assert repr(gl.ZeroPad2d((1, 2, 0, 3))) == "ZeroPad2d((1, 2, 0, 3))"
+
+
+def test_parameters_shapes_names_and_init_bounds():
+    conv = gl.Conv2d(6, 16, (5, 3), groups=2, generator=0)
+    assert [n for n, _ in conv.named_parameters()] == ["weight", "bias"]
+    assert conv.weight.shape == (16, 3, 5, 3) and conv.bias.shape == (16,)
+    assert conv.weight.dtype == np.float32
+    bound = 1 / math.sqrt(3 * 5 * 3)
+    for p in (conv.weight.data, conv.bias.data):
+        assert np.abs(p).max() <= bound
+        assert np.abs(p).max() > 0.8 * bound  # uniform over the whole range
+    # the uniform's standard deviation bound / sqrt(3), within sampling error (720 weights)
+    assert abs(conv.weight.data.std() - bound / math.sqrt(3)) < 0.1 * bound
+    again = gl.Conv2d(6, 16, (5, 3), groups=2, generator=0)
+    np.testing.assert_array_equal(conv.weight.data, again.weight.data)
+    assert gl.Conv2d(2, 3, 3, bias=False).bias is None
+    assert gl.Conv2d(2, 3, 3, dtype=np.float64).weight.dtype == np.float64
+
+
+@pytest.mark.parametrize("kernel, dilation", [(1, 1), (2, 1), (3, 1), (4, 1), (5, 2), ((2, 5), (3, 1)), (4, 3)])
+def test_same_padding_keeps_the_size(kernel, dilation):
+    conv = gl.Conv2d(2, 3, kernel, padding="same", dilation=dilation, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((2, 2, 7, 6))
+    y = conv(x)
+    assert y.shape == (2, 3, 7, 6)
+    assert conv.backward(np.ones_like(y)).shape == x.shape
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_same_padding_is_asymmetric_like_torch():
+    torch = _torch()
+    ref = torch.nn.Conv2d(1, 1, (2, 4), padding="same", bias=False).double()
+    conv = gl.Conv2d(1, 1, (2, 4), padding="same", bias=False, dtype=np.float64)
+    conv.load_state_dict(ref.state_dict())
+    assert conv._pads == (0, 1, 1, 2)  # top, bottom, left, right: the extra on the bottom/right
+    x = np.random.default_rng(1).standard_normal((1, 1, 5, 6))
+    expected = ref(torch.tensor(x)).detach().numpy()
+    assert_close(conv(x), expected, 1e-12, "same padding")
+
+
+def test_output_size_formula():
+    conv = gl.Conv2d(1, 1, (3, 2), stride=(2, 3), padding=(1, 2), dilation=(2, 1))
+    y = conv(np.zeros((1, 1, 10, 11), np.float32))
+    # floor((H + 2p - d(k-1) - 1) / s) + 1
+    assert y.shape == (1, 1, (10 + 2 - 4 - 1) // 2 + 1, (11 + 4 - 1 - 1) // 3 + 1)
+    assert gl.Conv2d(1, 1, 3, padding="valid")(np.zeros((1, 1, 5, 4), np.float32)).shape == (1, 1, 3, 2)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        dict(in_channels=8, out_channels=8, kernel_size=3, padding=1),
+        dict(in_channels=6, out_channels=4, kernel_size=(3, 5), padding="same", dilation=(2, 1), groups=2),
+        dict(in_channels=4, out_channels=4, kernel_size=3, groups=4),
+    ],
+)
+def test_both_input_gradient_algorithms_agree(args):
+    rng = np.random.default_rng(2)
+    a = gl.Conv2d(**args, dtype=np.float64, generator=3)
+    b = gl.Conv2d(**args, dtype=np.float64, generator=3)
+    a.input_grad_method, b.input_grad_method = "col2im", "transposed"
+    x = rng.standard_normal((3, args["in_channels"], 9, 8))
+    ya, yb = a(x), b(x)
+    np.testing.assert_array_equal(ya, yb)
+    g = rng.standard_normal(ya.shape)
+    assert_close(a.backward(g), b.backward(g), 1e-13, "grad input")
+
+
+def test_auto_picks_transposed_only_when_it_applies():
+    x = np.zeros((1, 4, 6, 6), np.float32)
+    conv = gl.Conv2d(4, 4, 3, padding=1)
+    assert conv._use_transposed(6, 6, 6, 6)
+    assert not gl.Conv2d(1, 6, 5)._use_transposed(28, 28, 24, 24)  # out > in: col2im
+    strided = gl.Conv2d(4, 2, 3, stride=2)
+    assert not strided._use_transposed(6, 6, 2, 2)
+    strided.input_grad_method = "transposed"
+    strided(x)
+    with pytest.raises(ValueError, match=r"Conv2d\(4 -> 2, 3x3, stride=2\)\.backward: input_grad_method='transposed' needs stride 1"):
+        strided.backward(np.zeros((1, 2, 2, 2), np.float32))
+
+
+def test_float32_end_to_end_and_matches_torch_lenet_shapes():
+    torch = _torch()
+    rng = np.random.default_rng(4)
+    for c_in, c_out, k, size in [(1, 6, 5, 28), (6, 16, 5, 12), (8, 8, 3, 10)]:
+        ref = torch.nn.Conv2d(c_in, c_out, k, padding=k // 2 if c_in == c_out else 0)
+        conv = gl.Conv2d(c_in, c_out, k, padding=k // 2 if c_in == c_out else 0)
+        conv.load_state_dict(ref.state_dict())
+        x = rng.standard_normal((5, c_in, size, size)).astype(np.float32)
+        y = conv(x)
+        tx = torch.tensor(x, requires_grad=True)
+        ty = ref(tx)
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        dx = conv.backward(g)
+        ty.backward(torch.tensor(g))
+        assert y.dtype == dx.dtype == conv.weight.grad.dtype == np.float32
+        assert_close(y, ty.detach().numpy(), 1e-5, "output")
+        assert_close(dx, tx.grad.numpy(), 1e-5, "grad input")
+        assert_close(conv.weight.grad, ref.weight.grad.numpy(), 1e-5, "grad weight")
+        assert_close(conv.bias.grad, ref.bias.grad.numpy(), 1e-5, "grad bias")
+
+
+def test_returned_arrays_stay_intact_and_inputs_untouched():
+    rng = np.random.default_rng(5)
+    for conv in (gl.Conv2d(3, 3, 3, padding=1), gl.Conv2d(3, 4, 3, padding=1), gl.Conv2d(3, 3, 3)):
+        x1 = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+        x2 = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+        keep_x1 = x1.copy()
+        y1 = conv(x1)
+        keep_y1 = y1.copy()
+        g1 = rng.standard_normal(y1.shape).astype(np.float32)
+        keep_g1 = g1.copy()
+        dx1 = conv.backward(g1)
+        keep_dx1 = dx1.copy()
+        y2 = conv(x2)
+        conv.backward(rng.standard_normal(y2.shape).astype(np.float32))
+        np.testing.assert_array_equal(y1, keep_y1)
+        np.testing.assert_array_equal(dx1, keep_dx1)
+        np.testing.assert_array_equal(x1, keep_x1)
+        np.testing.assert_array_equal(g1, keep_g1)
+
+
+def test_gradients_accumulate_and_frozen_weights_are_skipped():
+    conv = gl.Conv2d(2, 3, 3, dtype=np.float64)
+    x = np.random.default_rng(6).standard_normal((2, 2, 5, 5))
+    g = np.ones((2, 3, 3, 3))
+    conv(x)
+    conv.backward(g)
+    once = conv.weight.grad.copy()
+    conv(x)
+    conv.backward(g)
+    np.testing.assert_allclose(conv.weight.grad, 2 * once)
+    conv.zero_grad()
+    conv.weight.requires_grad = False
+    conv(x)
+    conv.backward(g)
+    assert not conv.weight.grad.any() and conv.bias.grad.any()
+
+
+# errors ------------------------------------------------------------------------------------------
+
+
+def test_channel_mismatch_names_module_and_shapes():
+    conv = gl.Conv2d(6, 16, 5)
+    with pytest.raises(ValueError) as info:
+        conv(np.zeros((2, 3, 28, 28), np.float32))
+    assert str(info.value) == "Conv2d(6 -> 16, 5x5).forward: expected 6 input channels, got 3 (input shape (2, 3, 28, 28))"
+    net = gl.Sequential(gl.Conv2d(1, 3, 3), gl.Conv2d(6, 16, 5))
+    with pytest.raises(ValueError, match=r"in Sequential\[1\] Conv2d\(6 -> 16, 5x5\)\.forward: expected 6 input channels, got 3"):
+        net(np.zeros((2, 1, 28, 28), np.float32))
+
+
+def test_input_smaller_than_kernel():
+    with pytest.raises(ValueError, match=r"Conv2d\(1 -> 1, 5x5\)\.forward: input of 3x4 \(padded to 3x4\) is smaller than the kernel 5x5 \(input shape \(1, 1, 3, 4\)\)"):
+        gl.Conv2d(1, 1, 5)(np.zeros((1, 1, 3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"padded to 6x6\) is smaller than the dilated kernel 7x7"):
+        gl.Conv2d(1, 1, 3, padding=1, dilation=3)(np.zeros((1, 1, 4, 4), np.float32))
+    # padding makes it fit
+    assert gl.Conv2d(1, 1, 5, padding=1)(np.zeros((1, 1, 3, 4), np.float32)).shape == (1, 1, 1, 2)
+
+
+def test_wrong_rank_and_dtype():
+    conv = gl.Conv2d(3, 4, 3)
+    with pytest.raises(ValueError, match=r"Conv2d\(3 -> 4, 3x3\)\.forward: expected a 4-D input \(N, C, H, W\), got shape \(3, 8, 8\)"):
+        conv(np.zeros((3, 8, 8), np.float32))
+    with pytest.raises(TypeError, match="float32"):
+        conv(np.zeros((1, 3, 8, 8), np.float64))
+    conv(np.zeros((1, 3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"expected grad_output of shape \(1, 4, 6, 6\)"):
+        conv.backward(np.zeros((1, 4, 5, 5), np.float32))
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        gl.Conv2d(3, 4, 3).backward(np.zeros((1, 4, 6, 6), np.float32))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(kernel_size=0), r"Conv2d: kernel_size must be positive, got 0"),
+        (dict(kernel_size=(3, -1)), r"Conv2d: kernel_size must be positive, got \(3, -1\)"),
+        (dict(kernel_size=3, stride=0), r"Conv2d: stride must be positive, got 0"),
+        (dict(kernel_size=3, dilation=(1, 0)), r"Conv2d: dilation must be positive, got \(1, 0\)"),
+        (dict(kernel_size=3, padding=-1), r"Conv2d: padding must be non-negative, got -1"),
+        (dict(kernel_size=3, padding="full"), r"padding must be an int, a pair, 'same' or 'valid', got 'full'"),
+        (dict(kernel_size=3, stride=2, padding="same"), r"padding='same' needs stride 1"),
+        (dict(kernel_size=3, groups=4), r"in_channels \(6\) and out_channels \(8\) must both be divisible by groups \(4\)"),
+        (dict(kernel_size=3, groups=0), r"groups must be positive"),
+    ],
+)
+def test_bad_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        gl.Conv2d(6, 8, **kwargs)
+
+
+def test_out_channels_not_divisible_by_groups():
+    with pytest.raises(ValueError, match=r"in_channels \(4\) and out_channels \(6\) must both be divisible by groups \(4\)"):
+        gl.Conv2d(4, 6, 3, groups=4)
+    with pytest.raises(TypeError, match="kernel_size must be an int or a pair of ints"):
+        gl.Conv2d(4, 4, (3, 3, 3))
+
+
+# ZeroPad2d -----------------------------------------------------------------------------------------
+
+
+def test_zero_pad_layout_and_backward():
+    pad = gl.ZeroPad2d((1, 2, 0, 3))  # left, right, top, bottom
+    x = np.arange(6, dtype=np.float32).reshape(1, 1, 2, 3) + 1
+    y = pad(x)
+    assert y.shape == (1, 1, 5, 6) and y.dtype == np.float32
+    np.testing.assert_array_equal(y[0, 0, 0:2, 1:4], x[0, 0])
+    assert y.sum() == x.sum()
+    g = np.arange(30, dtype=np.float32).reshape(1, 1, 5, 6)
+    np.testing.assert_array_equal(pad.backward(g), g[:, :, 0:2, 1:4])
+    with pytest.raises(TypeError, match=r"ZeroPad2d: padding must be an int or a 4-tuple"):
+        gl.ZeroPad2d((1, 2))
+    with pytest.raises(ValueError, match=r"leaves an empty output"):
+        gl.ZeroPad2d(-2)(np.zeros((1, 1, 4, 4), np.float32))

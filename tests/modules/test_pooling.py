@@ -1,0 +1,120 @@
+"""Pooling beyond the registry: ties in max pooling, the adaptive windows, repr and errors."""
+
+import numpy as np
+import pytest
+
+import gradlearn as gl
+
+from ..conftest import assert_close
+
+
+def _torch():
+    return pytest.importorskip("torch", reason="PyTorch is not installed: pip install torch==2.13.0")
+
+
+@pytest.mark.parametrize("args", [(2,), (2, 1), (3, 2, 1), ((3, 2), (1, 2))])
+def test_max_pool_ties_route_the_gradient_to_one_input_like_torch(args):
+    torch = _torch()
+    x = np.ones((2, 3, 7, 6), np.float32)  # every window is one big tie
+    pool = gl.MaxPool2d(*args)
+    y = pool(x)
+    g = np.random.default_rng(0).uniform(1, 2, y.shape).astype(np.float32)
+    dx = pool.backward(g)
+    tx = torch.tensor(x, requires_grad=True)
+    torch.nn.MaxPool2d(*args)(tx).backward(torch.tensor(g))
+    np.testing.assert_array_equal(dx, tx.grad.numpy())
+    # one input per window: the gradient's total is the upstream total, not a multiple
+    assert np.isclose(dx.sum(), g.sum(), rtol=1e-6)
+
+
+def test_max_pool_tie_goes_to_the_first_maximum_in_row_major_order():
+    pool = gl.MaxPool2d(2)
+    x = np.array([[[[0, 5], [5, 5]]]], np.float32)
+    pool(x)
+    np.testing.assert_array_equal(pool.backward(np.ones((1, 1, 1, 1), np.float32)), [[[[0, 1], [0, 0]]]])
+
+
+def test_max_pool_padding_is_minus_infinity():
+    x = -np.arange(1, 10, dtype=np.float32).reshape(1, 1, 3, 3)  # all negative: zero padding would win
+    y = gl.MaxPool2d(3, stride=1, padding=1)(x)
+    assert y.max() < 0
+    assert y[0, 0, 0, 0] == -1
+
+
+def test_avg_pool_counts_padding_in_the_divisor():
+    x = np.ones((1, 1, 2, 2), np.float32)
+    y = gl.AvgPool2d(3, stride=1, padding=1)(x)
+    np.testing.assert_allclose(y, np.full((1, 1, 2, 2), 4 / 9), rtol=1e-6)
+
+
+def test_lp_pool_is_the_window_norm():
+    x = np.random.default_rng(1).uniform(0.5, 2, (2, 3, 4, 6))
+    y = gl.LPPool2d(2, 2)(x)
+    expected = np.sqrt((x**2).reshape(2, 3, 2, 2, 3, 2).sum(axis=(3, 5)))
+    assert_close(y, expected, 1e-14, "L2 pool")
+
+
+@pytest.mark.parametrize("size, out", [((13, 13), 6), ((7, 5), (3, 2)), ((7, 7), 7), ((5, 9), (2, None)), ((8, 6), (4, 3)), ((6, 6), 1)])
+def test_adaptive_windows_match_torch(size, out):
+    torch = _torch()
+    x = np.random.default_rng(2).standard_normal((2, 3) + size).astype(np.float32)
+    pool = gl.AdaptiveAvgPool2d(out)
+    y = pool(x)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.AdaptiveAvgPool2d(out)(tx)
+    g = np.random.default_rng(3).standard_normal(y.shape).astype(np.float32)
+    dx = pool.backward(g)
+    ty.backward(torch.tensor(g))
+    assert y.dtype == dx.dtype == np.float32
+    assert_close(y, ty.detach().numpy(), 1e-6, "output")
+    assert_close(dx, tx.grad.numpy(), 1e-6, "grad input")
+
+
+def test_adaptive_global_pool_is_the_mean():
+    x = np.random.default_rng(4).standard_normal((3, 2, 5, 4))
+    np.testing.assert_allclose(gl.AdaptiveAvgPool2d(1)(x)[:, :, 0, 0], x.mean(axis=(2, 3)))
+
+
+def test_pools_keep_float32_and_returned_arrays():
+    rng = np.random.default_rng(5)
+    for pool in (gl.MaxPool2d(2), gl.MaxPool2d(3, 2, 1), gl.AvgPool2d(2), gl.AvgPool2d(3, 2, 1), gl.LPPool2d(2, 2), gl.AdaptiveAvgPool2d(3)):
+        x1 = rng.uniform(0.5, 2, (2, 3, 8, 8)).astype(np.float32)
+        y1 = pool(x1)
+        g1 = rng.standard_normal(y1.shape).astype(np.float32)
+        dx1 = pool.backward(g1)
+        assert y1.dtype == dx1.dtype == np.float32, pool
+        keep = y1.copy(), dx1.copy()
+        y2 = pool(rng.uniform(0.5, 2, (2, 3, 8, 8)).astype(np.float32))
+        pool.backward(rng.standard_normal(y2.shape).astype(np.float32))
+        np.testing.assert_array_equal(y1, keep[0])
+        np.testing.assert_array_equal(dx1, keep[1])
+
+
+def test_repr():
+    assert repr(gl.MaxPool2d(2)) == "MaxPool2d(2x2)"
+    assert repr(gl.MaxPool2d(3, stride=2, padding=1)) == "MaxPool2d(3x3, stride=2, padding=1)"
+    assert repr(gl.AvgPool2d((2, 3), stride=1)) == "AvgPool2d(2x3, stride=1)"
+    assert repr(gl.LPPool2d(2, 3)) == "LPPool2d(norm_type=2, 3x3)"
+    assert repr(gl.AdaptiveAvgPool2d((6, 6))) == "AdaptiveAvgPool2d(6)"
+    assert repr(gl.AdaptiveAvgPool2d((3, 2))) == "AdaptiveAvgPool2d(3x2)"
+
+
+def test_errors():
+    with pytest.raises(ValueError, match=r"MaxPool2d\(3x3\)\.forward: input of 2x5 \(padded to 2x5\) is smaller than the kernel 3x3 \(input shape \(1, 1, 2, 5\)\)"):
+        gl.MaxPool2d(3)(np.zeros((1, 1, 2, 5), np.float32))
+    with pytest.raises(ValueError, match=r"AvgPool2d\(2x2\)\.forward: expected a 4-D input \(N, C, H, W\), got shape \(3, 4, 4\)"):
+        gl.AvgPool2d(2)(np.zeros((3, 4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"AdaptiveAvgPool2d\(2\)\.forward: expected a 4-D input"):
+        gl.AdaptiveAvgPool2d(2)(np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"MaxPool2d: kernel_size must be positive, got 0"):
+        gl.MaxPool2d(0)
+    with pytest.raises(ValueError, match=r"AvgPool2d: stride must be positive, got \(1, 0\)"):
+        gl.AvgPool2d(2, stride=(1, 0))
+    with pytest.raises(ValueError, match=r"MaxPool2d: padding \(2, 2\) must be at most half the kernel size"):
+        gl.MaxPool2d(3, padding=2)
+    with pytest.raises(ValueError, match=r"LPPool2d: norm_type must be a positive finite number"):
+        gl.LPPool2d(0, 2)
+    with pytest.raises(ValueError, match=r"AdaptiveAvgPool2d: output_size must be positive"):
+        gl.AdaptiveAvgPool2d(0)
+    with pytest.raises(TypeError, match=r"MaxPool2d\(2x2\)\.forward: expected input to be a floating-point array"):
+        gl.MaxPool2d(2)(np.zeros((1, 1, 4, 4), np.int64))
