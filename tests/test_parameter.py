@@ -105,3 +105,18 @@ def test_parameter_rejects_non_float():
         gl.Parameter(np.array(["a", "b"]))
     with pytest.raises(TypeError, match="floating-point"):
         gl.Parameter(np.zeros(3, dtype=object))
+
+
+def test_zero_grad_follows_structure_changes_and_copies():
+    net = model()
+    flat = net.flat_parameters()
+    y = net(np.ones((2, 3), np.float32))
+    net.backward(np.ones_like(y))
+    clone = net.copy()
+    clone.zero_grad()  # must clear the clone's own gradients, not the copied flat vector's
+    assert not any(p.grad.any() for p in clone.parameters())
+    assert flat.grad.any()  # the original is untouched
+    net.append(gl.Linear(2, 2))  # a new layer after packing: zero_grad must still reach it
+    net[3].weight.grad[...] = 1
+    net.zero_grad()
+    assert not net[3].weight.grad.any() and not flat.grad.any()

@@ -37,6 +37,7 @@ class Module:
     """
 
     training: bool = True
+    _structure_version: int = 0  # bumped whenever any module gains or loses a parameter or child
 
     def __init__(self):
         object.__setattr__(self, "_parameters", {})
@@ -50,6 +51,8 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call Module.__init__() before assigning attributes")
         params, modules, buffers = self._parameters, self._modules, self._buffers
+        if isinstance(value, (Parameter, Module)) or name in params or name in modules:
+            Module._structure_version += 1  # invalidates every cached packing (see zero_grad)
         if isinstance(value, Parameter):
             modules.pop(name, None)
             buffers.pop(name, None)
@@ -102,16 +105,15 @@ class Module:
     def named_modules(self, prefix: str = ""):
         """Every module in the tree, depth first, with its dotted name ('' for self)."""
         seen = set()
-
-        def walk(module, name):
+        stack = [(prefix, self)]
+        while stack:  # an explicit stack: no recursive closure, no reference cycle per call
+            name, module = stack.pop()
             if id(module) in seen:
-                return
+                continue
             seen.add(id(module))
             yield name, module
-            for child_name, child in module._modules.items():
-                yield from walk(child, f"{name}.{child_name}" if name else child_name)
-
-        yield from walk(self, prefix)
+            children = [(f"{name}.{child_name}" if name else child_name, child) for child_name, child in module._modules.items()]
+            stack.extend(reversed(children))
 
     def modules(self):
         for _, m in self.named_modules():
@@ -155,10 +157,17 @@ class Module:
     # gradients and the flat vector -------------------------------------------------------
     def flat_parameters(self):
         """Pack every parameter into one flat vector (idempotent); see ``pack_parameters``."""
-        return pack_parameters(self.parameters())
+        flat = pack_parameters(self.parameters())
+        object.__setattr__(self, "_packed", (flat, Module._structure_version))
+        return flat
 
     def zero_grad(self) -> None:
-        """Set every parameter's gradient to zero (one fill when they are packed together)."""
+        """Set every parameter's gradient to zero: one fill of the flat gradient vector when
+        the model is packed and its structure has not changed since (no walk of the tree)."""
+        packed = self.__dict__.get("_packed")
+        if packed is not None and packed[1] == Module._structure_version and not packed[0].superseded:
+            packed[0].grad.fill(0)
+            return
         params = list(self.parameters())
         if not params:
             return
@@ -292,6 +301,8 @@ class Module:
     def copy(self) -> "Module":
         """A deep copy with its own (unpacked) parameters."""
         clone = copy.deepcopy(self)
+        for m in clone.modules():
+            m.__dict__.pop("_packed", None)  # the copied packing no longer holds the clone's arrays
         for p in clone.parameters():
             if p._flat is not None:
                 p._data = p._data.copy()
