@@ -6,9 +6,18 @@ The public API is re-exported flat: ``gl.Linear``, ``gl.Sequential``, ``gl.Cross
 
 __version__ = "0.1.0"
 
-from . import init
+from . import data, init
 from .backend import get_default_dtype, manual_seed, set_default_dtype
-from .diagnostics import GradcheckReport, gradcheck
+from .diagnostics import (
+    GradcheckReport,
+    ModelSummary,
+    activation_stats,
+    find_lr,
+    gradcheck,
+    sanity_check,
+    summary,
+)
+from . import models
 from .losses import (
     BCEWithLogitsLoss,
     CrossEntropyLoss,
@@ -24,14 +33,27 @@ from .losses import (
 from .modules import *  # noqa: F401,F403
 from .modules import __all__ as _module_names
 from .parameter import FlatParameters, Parameter, pack_parameters
+from . import optim
+from .optim import *  # noqa: F401,F403
+from .optim import __all__ as _optim_names
+from . import train
+from .train import *  # noqa: F401,F403
+from .train import __all__ as _train_names
 
 __all__ = [
     "__version__",
     "init",
+    "data",
     "get_default_dtype",
     "set_default_dtype",
     "manual_seed",
     "gradcheck",
+    "sanity_check",
+    "find_lr",
+    "activation_stats",
+    "summary",
+    "ModelSummary",
+    "models",
     "GradcheckReport",
     "Parameter",
     "FlatParameters",
@@ -47,4 +69,8 @@ __all__ = [
     "HingeLoss",
     "EnergyNLLLoss",
     *_module_names,
+    "optim",
+    *_optim_names,
+    "train",
+    *_train_names,
 ]
