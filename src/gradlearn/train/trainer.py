@@ -261,7 +261,18 @@ class Trainer:
     ``diverged``, ``resumed`` (this fit continues from a checkpoint).
     """
 
-    def __init__(self, model, loss, optimizer, metrics=("accuracy",), callbacks=(), schedule=None, batch_size: int = 32, seed: int = 0):
+    def __init__(
+        self,
+        model,
+        loss,
+        optimizer,
+        metrics=("accuracy",),
+        callbacks=(),
+        schedule=None,
+        batch_size: int = 32,
+        seed: int = 0,
+        distributed=False,
+    ):
         if isinstance(loss, str):
             if loss not in _LOSSES:
                 raise ValueError(f"Trainer: unknown loss {loss!r}; expected a Loss or one of {sorted(_LOSSES)}")
@@ -282,6 +293,14 @@ class Trainer:
             if not isinstance(cb, Callback):
                 raise TypeError(f"Trainer: callbacks must be Callback objects, got {type(cb).__name__}")
         self.schedule = schedule
+        # distributed=True (or a gradlearn.distributed.DataParallel): data-parallel over MPI.
+        # batch_size is then the GLOBAL batch, each rank trains on its shard, gradients are
+        # averaged in one all-reduce, and only rank 0 prints, logs and checkpoints.
+        self.parallel = None
+        if distributed:
+            from ..distributed import DataParallel
+
+            self.parallel = distributed if isinstance(distributed, DataParallel) else DataParallel()
         self._schedule_wants_metric = _wants_argument(schedule.step) if schedule is not None else False
         self.batch_size = int(batch_size)
         self.seed = seed
@@ -343,6 +362,11 @@ class Trainer:
 
     def _ordered_callbacks(self, verbose):
         callbacks = list(self.callbacks)
+        if self.parallel is not None and not self.parallel.is_main:
+            from .callbacks import Checkpoint, CSVLogger
+
+            verbose = 0  # rank 0 alone prints, logs and writes checkpoints
+            callbacks = [cb for cb in callbacks if not isinstance(cb, (Checkpoint, CSVLogger, ProgressBar))]
         if verbose and not any(isinstance(cb, ProgressBar) for cb in callbacks):
             callbacks.append(ProgressBar())
         callbacks.sort(key=lambda cb: cb.priority)
@@ -399,6 +423,9 @@ class Trainer:
         for m in metrics:
             logs[m.name] = 0.0
         model.train()
+        parallel = self.parallel
+        if parallel is not None:
+            parallel.before_training(model)
         self._call(callbacks, "on_train_begin", {})
         try:
             while self.epoch < epochs and not self.stop_training:
@@ -416,9 +443,14 @@ class Trainer:
                     logs["batch"] = step = self.step
                     self._call(callbacks, "on_batch_begin", step, logs)
                     zero_grad()
+                    if parallel is not None:
+                        x, y = parallel.shard(x, y)
                     output = model(x)
                     batch_loss = float(loss_fn(output, y))
-                    model.backward(loss_fn.backward())
+                    if parallel is None:
+                        model.backward(loss_fn.backward())
+                    else:
+                        parallel.backward(model, loss_fn.backward())
                     optimizer.step()
                     n = len(x)
                     acc["loss_sum"] += batch_loss * n
@@ -450,6 +482,9 @@ class Trainer:
                 epoch_logs["lr"] = lr
                 epoch_logs["time"] = elapsed
                 epoch_logs["samples_per_sec"] = acc["count"] / elapsed if elapsed > 0 else float("inf")
+                if parallel is not None:
+                    epoch_logs = parallel.reduce_metrics(epoch_logs, count=acc["count"])
+                    epoch_logs["samples_per_sec"] *= parallel.size
                 self.history.append(epoch, epoch_logs)
                 if self.schedule is not None:
                     if self._schedule_wants_metric:
