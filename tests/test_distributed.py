@@ -215,10 +215,10 @@ def test_a_failing_rank_ends_the_job_naming_the_rank(mode, tmp_path, uninterrupt
     assert "FINAL" not in result.stdout
     # rank 0's last checkpoint is whole (atomic writes) and resumes, here on one process:
     # the same global batches, so the same weights as a run never interrupted
-    step = gl.read_checkpoint(path).extra["global_step"]
-    assert step in (4, 5)
+    # (rank 0 can finish writing step 5's checkpoint a moment after mpiexec has returned,
+    # so the step is read by the resuming process itself)
     r, f = _single_process("none", path), uninterrupted
-    assert r["start"] == step and f["start"] == 0 and r["size"] == 1
+    assert r["start"] in (4, 5) and f["start"] == 0 and r["size"] == 1
     assert_close(r["weights"], f["weights"], 1e-12, "resumed on 1 rank vs uninterrupted")
 
 
