@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from . import __version__
+from .commands.diagnose import shape_arg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,16 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _shape_arg(text: str) -> tuple:
-    try:
-        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
-    except ValueError:
-        shape = ()
-    if not shape or any(s <= 0 for s in shape):
-        raise argparse.ArgumentTypeError(f"expected positive sizes separated by commas, such as 3,224,224; got {text!r}")
-    return shape
-
-
 def add_summary_command(commands) -> None:
     """``gradlearn summary MODEL [--input-shape C,H,W] [--num-classes N]``."""
     from .models import DEFAULT_INPUT_SHAPES, MODEL_NAMES
@@ -61,10 +52,10 @@ def add_summary_command(commands) -> None:
         epilog=f"default input shapes: {defaults}",
     )
     sub.add_argument("model", choices=MODEL_NAMES, metavar="MODEL", help=f"one of: {', '.join(MODEL_NAMES)}")
-    sub.add_argument("--input-shape", type=_shape_arg, default=None, metavar="C,H,W",
+    sub.add_argument("--input-shape", type=shape_arg, default=None, metavar="C,H,W",
                      help="shape of one input sample (default: the model's, see below)")
     sub.add_argument("--num-classes", type=int, default=None, metavar="N", help="number of outputs (default: the model's)")
-    sub.add_argument("--hidden", type=_shape_arg, default=(256,), metavar="H1,H2",
+    sub.add_argument("--hidden", type=shape_arg, default=(256,), metavar="H1,H2",
                      help="hidden layer sizes, for mlp only (default: 256)")
     sub.add_argument("--batch-size", type=int, default=1, metavar="N", help="batch size of the forward pass (default: 1)")
     sub.set_defaults(run=_run_summary, subparser=sub)

@@ -29,18 +29,19 @@ from .config import DATA_CHOICES, OPTIMIZERS, RunConfig, check, model_choices, r
 SMALL_SHAPE = (3, 64, 64)
 
 
-def _shape_arg(text: str) -> tuple:
+def shape_arg(text: str) -> tuple:
+    """argparse type for "3,32,32" (or "3x32x32"): a tuple of positive sizes."""
     try:
         shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
     except ValueError:
         shape = ()
     if not shape or any(s <= 0 for s in shape):
-        raise argparse.ArgumentTypeError(f"expected positive sizes separated by commas, such as 3,32,32; got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected positive sizes separated by commas, such as 3,32,32 or 784; got {text!r}")
     return shape
 
 
 def _sizes_arg(text: str) -> list:
-    return list(_shape_arg(text))
+    return list(shape_arg(text))
 
 
 def _model_arg(text: str) -> str:
@@ -61,7 +62,7 @@ def _default_shape(name: str) -> tuple:
 
 def _add_model_options(sub, batch_default: int) -> None:
     sub.add_argument("model", type=_model_arg, metavar="MODEL", help=f"one of: {', '.join(model_choices())}")
-    sub.add_argument("--input-shape", type=_shape_arg, metavar="C,H,W",
+    sub.add_argument("--input-shape", type=shape_arg, metavar="C,H,W",
                      help="shape of one input sample (default: the model's; 3,64,64 for the ImageNet models; 1,8,8 for convnet)")
     sub.add_argument("--batch-size", type=int, default=batch_default, metavar="N", help=f"batch size (default {batch_default})")
     sub.add_argument("--num-classes", type=int, metavar="N", help="number of outputs (default: the model's)")
