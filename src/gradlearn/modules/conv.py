@@ -2,27 +2,37 @@
 
 How the convolution is computed (no Python loop over the batch or over output pixels):
 
-- im2col: the zero-padded input is viewed through ``as_strided`` as windows of shape
-  (N, C, kh, kw, Ho, Wo) and copied once into a reused scratch array ``cols``; viewed as
-  (N, groups, C/groups * kh * kw, Ho * Wo) it makes the convolution ONE batched matrix
-  product (``numpy.matmul``: one GEMM per sample and group, issued by a single call) whose
-  result is already NCHW, so the output needs no transpose.
-- weight gradient: the same columns against the output gradient, one batched product,
-  summed over the batch.
+- im2col, channel-major: the input is copied once, transposed to (C, N, Hp, Wp) and
+  zero-padded, into a scratch array; viewed through ``as_strided`` its windows
+  (C, kh, kw, N, Ho, Wo) are copied into the scratch ``cols``, i.e. a (K, N*P)
+  matrix (K = C*kh*kw, P = Ho*Wo). The convolution is then ONE 2-D matrix product over the
+  whole batch, W (O, K) @ cols (K, N*P) (one per group), and the (O, N, P) result is
+  transposed into the NCHW output (a new array) with the bias added in the same pass.
+  One large GEMM is much faster on OpenBLAS than N small per-sample ones.
+- memory: scratch arrays are shared by all the convolutions of a thread (one buffer per
+  purpose, sized for the largest layer) and reused across calls; so the forward keeps only
+  a reference to its input and the backward recomputes the columns (one copy, cheap next
+  to the GEMMs) instead of every layer holding its own K x N*P matrix (ResNet-20, batch
+  64: 352 MB -> 206 MB of training memory).
+- weight gradient: one GEMM, (dE/dW)^T = cols (K, N*P) @ dE/dy^T (N*P, O) when K >= O,
+  else dE/dW = dE/dy (O, N*P) @ cols^T: OpenBLAS (SkylakeX sgemm, both operands with the
+  huge inner dimension last) is ~50x slower when the product has fewer rows than columns
+  (measured 1.7 s against 34 ms for 32 x 288 from 65536, and 1.7 s against 20 ms for 27 x 32).
 - input gradient, two exact ways (chosen per shape, see ``Conv2d.input_grad_method``):
-  ``"col2im"`` multiplies the output gradient by the weights (one batched product) and
-  adds the kh*kw column slices back into the padded input gradient (a loop over the
-  kernel offsets only, each a strided slice of the whole batch); ``"transposed"``
+  ``"col2im"`` multiplies by the weights, W^T (K, O) @ dE/dy (O, N*P) (one GEMM), and
+  adds the kh*kw column slices back into the channel-major padded input gradient (a loop
+  over the kernel offsets only, each a strided slice of the whole batch); ``"transposed"``
   (stride 1 only) pads the output gradient and convolves it with the flipped, transposed
-  kernel (the same im2col + one batched product as the forward). Measured on a 2-core
-  CPU (float32): the transposed form wins when out_channels <= in_channels (32->32 3x3 on
-  32x32, batch 64: 53 ms against 80 ms), col2im wins otherwise (LeNet's 1->6 5x5 on
-  28x28, batch 128: 7 ms against 35 ms), so "auto" picks by that rule.
+  kernel (the same im2col + one GEMM as the forward). Measured on a 2-core CPU (float32,
+  batch 64): the transposed form wins when out_channels <= in_channels (32->32 3x3 on
+  32x32: 270 ms against 335 ms under load), col2im wins otherwise (LeNet's 1->6 5x5 on
+  28x28, batch 128: 48 ms against 67 ms), so "auto" picks by that rule.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -109,6 +119,36 @@ class _Scratch:
         return _Scratch()
 
 
+class _SharedScratch(threading.local):
+    """Work arrays shared by every Conv2d of a thread: a layer's im2col columns and padded
+    copies live only during one forward or backward call, so one buffer per purpose serves
+    the whole network (ResNet-20's 19 convolutions share one column buffer, sized for the
+    largest). Never handed to a caller; the forward's columns are recomputed in backward."""
+
+    def __init__(self):
+        self.arrays = {}
+
+    def get(self, name, shape, dtype, xp, fill=None):
+        """An array of ``shape``. Without ``fill``: a view of the front of ONE flat buffer
+        per name, grown to the largest size asked for (contents undefined). With ``fill``
+        (padded copies, whose border must keep it): one array per exact shape, filled once."""
+        if fill is not None:
+            key = (name, tuple(shape), np.dtype(dtype).str, xp.__name__)
+            arr = self.arrays.get(key)
+            if arr is None:
+                arr = self.arrays[key] = xp.full(shape, fill, dtype=dtype)
+            return arr
+        key = (name, np.dtype(dtype).str, xp.__name__)
+        size = math.prod(shape)
+        flat = self.arrays.get(key)
+        if flat is None or flat.size < size:
+            flat = self.arrays[key] = xp.empty(size, dtype=dtype)
+        return flat[:size].reshape(shape)
+
+
+_SHARED = _SharedScratch()
+
+
 def _pad_into(scratch, name, x, pads, fill=0.0):
     """``x`` (N, C, H, W) padded by (top, bottom, left, right) with ``fill``, in a reused
     scratch array whose border keeps ``fill``; ``x`` itself when there is no padding."""
@@ -120,6 +160,14 @@ def _pad_into(scratch, name, x, pads, fill=0.0):
     padded = scratch.get(name, (n, c, h + top + bottom, w + left + right), x.dtype, xp, fill=fill)
     padded[:, :, top : top + h, left : left + w] = x
     return padded
+
+
+def _matmul(a, b, out):
+    """out = a @ b for stacks (G, M, K) @ (G, K, P): a plain 2-D product when G == 1."""
+    xp = array_module(out)
+    if out.shape[0] == 1:
+        return xp.matmul(a[0], b[0], out=out[0])
+    return xp.matmul(a, b, out=out)
 
 
 def _check_4d(module, x, method="forward"):
@@ -223,8 +271,8 @@ class Conv2d(Module):
             init.uniform_(self.bias, -bound, bound, generator=rng)
         else:
             self.bias = None
-        self._scratch = _Scratch()
         self._cache = None
+        self._x = None
 
     def _compute_pads(self):
         """(top, bottom, left, right)."""
@@ -262,17 +310,32 @@ class Conv2d(Module):
             )
         ho, wo = (hp - span_h) // sh + 1, (wp - span_w) // sw + 1
         xp = array_module(x)
-        padded = _pad_into(self._scratch, "padded", x, self._pads)
-        cols = self._scratch.get("cols", (n, c, kh, kw, ho, wo), x.dtype, xp)
-        xp.copyto(cols, _windows(padded, self.kernel_size, (ho, wo), self.stride, self.dilation))
+        cols = self._columns(x, (ho, wo))
         g = self.groups
-        og, kg = self.out_channels // g, c // g * kh * kw
-        y = xp.matmul(weight.reshape(g, og, kg), cols.reshape(n, g, kg, ho * wo))  # (N, G, Og, P)
-        y = y.reshape(n, self.out_channels, ho, wo)
+        og, kg, o = self.out_channels // g, c // g * kh * kw, self.out_channels
+        y_t = _SHARED.get("y_t", (g, og, n * ho * wo), x.dtype, xp)
+        _matmul(weight.reshape(g, og, kg), cols.reshape(g, kg, n * ho * wo), y_t)  # (O, N*P)
+        y = xp.empty((n, o, ho, wo), dtype=x.dtype)
+        y_view = y_t.reshape(o, n, ho * wo).transpose(1, 0, 2)
         if self.bias is not None:
-            y += self.bias.data.reshape(1, -1, 1, 1)
+            xp.add(y_view, self.bias.data.reshape(1, o, 1), out=y.reshape(n, o, ho * wo))
+        else:
+            xp.copyto(y.reshape(n, o, ho * wo), y_view)
         self._cache = (x.shape, y.shape)
+        self._x = x  # the caller's array, kept (not copied) for the weight gradient
         return y
+
+    def _columns(self, x, out_size):
+        """The im2col matrix of x, (C, kh, kw, N, Ho, Wo) = (K, N*P), in shared scratch:
+        a channel-major (C, N, Hp, Wp) padded copy, then its windows copied once."""
+        n, c = x.shape[:2]
+        (kh, kw), (ho, wo) = self.kernel_size, out_size
+        xp = array_module(x)
+        padded = _pad_into(_SHARED, "padded", x.transpose(1, 0, 2, 3), self._pads)
+        cols = _SHARED.get("cols", (c, kh, kw, n, ho, wo), x.dtype, xp)
+        windows = _windows(padded, self.kernel_size, (ho, wo), self.stride, self.dilation)
+        xp.copyto(cols, windows.transpose(0, 2, 3, 1, 4, 5))
+        return cols
 
     # backward ----------------------------------------------------------------------------
     def backward(self, grad_output):
@@ -287,16 +350,32 @@ class Conv2d(Module):
         kg = cg * kh * kw
         xp = array_module(grad_output)
         weight = self.weight.data
-        dy = grad_output.reshape(n, g, og, ho * wo)
-        cols = self._scratch.arrays["cols"]
+        # dE/dy channel-major: (G, Og, N*P)
+        dy = _SHARED.get("dy_t", (g, og, n * ho * wo), grad_output.dtype, xp)
+        xp.copyto(dy.reshape(o, n, ho, wo), grad_output.transpose(1, 0, 2, 3))
         if self.weight.requires_grad:
-            per_sample = xp.matmul(dy, cols.reshape(n, g, kg, ho * wo).swapaxes(-1, -2))  # (N, G, Og, Kg)
-            self.weight.grad += per_sample.sum(axis=0).reshape(weight.shape)
+            cols = self._columns(self._x, (ho, wo))  # recomputed: shared, not kept per layer
+            # both operands have the huge inner dimension N*P last; OpenBLAS is ~50x slower
+            # on such a product when it has fewer rows than columns, so put the longer side
+            # first: (dE/dW)^T = cols @ dy^T when Kg >= Og, else dE/dW = dy @ cols^T
+            cols3 = cols.reshape(g, kg, n * ho * wo)
+            if kg >= og:
+                dw_t = _SHARED.get("dw", (g, kg, og), grad_output.dtype, xp)
+                _matmul(cols3, dy.swapaxes(1, 2), dw_t)
+                self.weight.grad += dw_t.swapaxes(1, 2).reshape(weight.shape)
+            else:
+                dw = _SHARED.get("dw", (g, og, kg), grad_output.dtype, xp)
+                _matmul(dy, cols3.swapaxes(1, 2), dw)
+                self.weight.grad += dw.reshape(weight.shape)
         if self.bias is not None and self.bias.requires_grad:
-            self.bias.grad += grad_output.reshape(n, o, ho * wo).sum(axis=2).sum(axis=0)
+            self.bias.grad += dy.reshape(o, n * ho * wo).sum(axis=1)
         if self._use_transposed(h, w, ho, wo):
-            return self._input_grad_transposed(dy, x_shape, (ho, wo))
-        return self._input_grad_col2im(dy, x_shape, (ho, wo))
+            grad_t = self._input_grad_transposed(dy, x_shape, (ho, wo))
+        else:
+            grad_t = self._input_grad_col2im(dy, x_shape, (ho, wo))
+        grad_input = xp.empty(x_shape, dtype=grad_output.dtype)  # back to NCHW, a new array
+        xp.copyto(grad_input, grad_t.transpose(1, 0, 2, 3))
+        return grad_input
 
     def _use_transposed(self, h, w, ho, wo):
         method = self.input_grad_method
@@ -318,31 +397,28 @@ class Conv2d(Module):
         return possible and self.out_channels <= self.in_channels
 
     def _input_grad_col2im(self, dy, x_shape, out_size):
-        """dE/dxpad = sum over kernel offsets of the column gradients W^T dE/dy, placed back."""
+        """dE/dxpad = sum over kernel offsets of the column gradients W^T dE/dy, placed back.
+        ``dy`` is (G, Og, N*P); returns dE/dx channel-major (C, N, H, W) (a scratch view)."""
         n, c, h, w = x_shape
         (kh, kw), g = self.kernel_size, self.groups
         og, kg = self.out_channels // g, c // g * kh * kw
         xp = array_module(dy)
         top, bottom, left, right = self._pads
         weight = self.weight.data.reshape(g, og, kg)
-        grad_cols = xp.matmul(weight.swapaxes(1, 2), dy)  # (N, G, Kg, P)
-        grad_cols = grad_cols.reshape(n, c, kh, kw, out_size[0], out_size[1])
+        grad_cols = _SHARED.get("cols", (g, kg, dy.shape[2]), dy.dtype, xp)  # cols is dead by now
+        _matmul(weight.swapaxes(1, 2), dy, grad_cols)  # (C*kh*kw, N*P)
+        grad_cols = grad_cols.reshape(c, kh, kw, n, out_size[0], out_size[1])
         hp, wp = h + top + bottom, w + left + right
-        padded = bool(top or bottom or left or right)
-        if padded:
-            grad_padded = self._scratch.get("grad_padded", (n, c, hp, wp), dy.dtype, xp)
-            grad_padded.fill(0)
-        else:
-            grad_padded = xp.zeros((n, c, hp, wp), dtype=dy.dtype)
+        grad_padded = _SHARED.get("grad_padded", (c, n, hp, wp), dy.dtype, xp)
+        grad_padded.fill(0)
         for k, (rows, cols) in enumerate(_offset_slices(self.kernel_size, out_size, self.stride, self.dilation)):
-            grad_padded[:, :, rows, cols] += grad_cols[:, :, k // kw, k % kw]
-        if not padded:
-            return grad_padded
-        return grad_padded[:, :, top : top + h, left : left + w].copy()
+            grad_padded[:, :, rows, cols] += grad_cols[:, k // kw, k % kw]
+        return grad_padded[:, :, top : top + h, left : left + w]
 
     def _input_grad_transposed(self, dy, x_shape, out_size):
         """Stride 1: dE/dx = dE/dy padded by dilation*(k-1) - pad, correlated with the
-        flipped kernel whose in/out channels are swapped (a 'full' convolution)."""
+        flipped kernel whose in/out channels are swapped (a 'full' convolution).
+        ``dy`` is (G, Og, N*P); returns dE/dx channel-major (C, N, H, W)."""
         n, c, h, w = x_shape
         (kh, kw), (dh, dw), g = self.kernel_size, self.dilation, self.groups
         o = self.out_channels
@@ -351,14 +427,14 @@ class Conv2d(Module):
         top, bottom, left, right = self._pads
         xp = array_module(dy)
         pads = (dh * (kh - 1) - top, dh * (kh - 1) - bottom, dw * (kw - 1) - left, dw * (kw - 1) - right)
-        dy4 = dy.reshape(n, o, ho, wo)
-        padded = _pad_into(self._scratch, "grad_out_padded", dy4, pads)
-        cols = self._scratch.get("grad_cols", (n, o, kh, kw, h, w), dy.dtype, xp)
-        xp.copyto(cols, _windows(padded, self.kernel_size, (h, w), (1, 1), self.dilation))
+        padded = _pad_into(_SHARED, "grad_out_padded", dy.reshape(o, n, ho, wo), pads)
+        cols = _SHARED.get("cols", (o, kh, kw, n, h, w), dy.dtype, xp)  # the forward columns are dead by now
+        xp.copyto(cols, _windows(padded, self.kernel_size, (h, w), (1, 1), self.dilation).transpose(0, 2, 3, 1, 4, 5))
         flipped = self.weight.data.reshape(g, og, cg, kh, kw)[:, :, :, ::-1, ::-1]
         flipped = xp.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4)).reshape(g, cg, og * kh * kw)
-        grad_input = xp.matmul(flipped, cols.reshape(n, g, og * kh * kw, h * w))  # (N, G, Cg, H*W)
-        return grad_input.reshape(n, c, h, w)
+        grad_t = _SHARED.get("grad_t", (g, cg, n * h * w), dy.dtype, xp)
+        _matmul(flipped, cols.reshape(g, og * kh * kw, n * h * w), grad_t)  # (C, N*H*W)
+        return grad_t.reshape(c, n, h, w)
 
     def extra_repr(self):
         parts = [f"{self.in_channels} -> {self.out_channels}, {_size_str(self.kernel_size)}"]

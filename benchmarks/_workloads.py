@@ -1,0 +1,179 @@
+"""The benchmark workloads W1-W5, built the same way in gradlearn and (by hand) in PyTorch.
+
+Shared by ``throughput.py``, ``memory.py`` and the tests; nothing here times anything.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+import gradlearn as gl
+
+# name -> (description, input shape of one sample, batch size, number of classes)
+WORKLOADS = {
+    "W1": ("MLP 784-512-512-10 ReLU", (784,), 128, 10),
+    "W2": ("LeNet-5 1x28x28", (1, 28, 28), 128, 10),
+    "W3": ("4-conv CNN 3x32x32", (3, 32, 32), 64, 10),
+    "W4": ("tiny MLP 2-64-64-2 tanh", (2,), 32, 2),
+    "W5": ("ResNet-20 3x32x32", (3, 32, 32), 64, 10),
+}
+
+OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def gl_model(name, rng=None):
+    rng = np.random.default_rng(0) if rng is None else rng
+    kw = dict(generator=rng)
+    if name == "W1":
+        return gl.Sequential(gl.Linear(784, 512, **kw), gl.ReLU(), gl.Linear(512, 512, **kw), gl.ReLU(), gl.Linear(512, 10, **kw))
+    if name == "W2":
+        return gl.models.lenet5(generator=rng)
+    if name == "W3":
+        return gl.Sequential(
+            gl.Conv2d(3, 32, 3, padding=1, **kw), gl.ReLU(),
+            gl.Conv2d(32, 32, 3, padding=1, **kw), gl.ReLU(), gl.MaxPool2d(2),
+            gl.Conv2d(32, 64, 3, padding=1, **kw), gl.ReLU(),
+            gl.Conv2d(64, 64, 3, padding=1, **kw), gl.ReLU(), gl.MaxPool2d(2),
+            gl.Flatten(), gl.Linear(4096, 256, **kw), gl.ReLU(), gl.Linear(256, 10, **kw),
+        )
+    if name == "W4":
+        return gl.Sequential(gl.Linear(2, 64, **kw), gl.Tanh(), gl.Linear(64, 64, **kw), gl.Tanh(), gl.Linear(64, 2, **kw))
+    if name == "W5":
+        return gl.models.resnet20(generator=rng)
+    raise KeyError(name)
+
+
+def torch_model(name):
+    import torch.nn as nn
+
+    if name == "W1":
+        return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+    if name == "W2":
+        return nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+        )
+    if name == "W3":
+        return nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(4096, 256), nn.ReLU(), nn.Linear(256, 10),
+        )
+    if name == "W4":
+        return nn.Sequential(nn.Linear(2, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 2))
+    if name == "W5":
+        return _torch_resnet20()
+    raise KeyError(name)
+
+
+def _torch_resnet20():
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class ShortcutA(nn.Module):
+        def __init__(self, cin, cout):
+            super().__init__()
+            self.p = (cout - cin) // 2
+            self.q = cout - cin - self.p
+
+        def forward(self, x):
+            return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.p, self.q))
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.short = ShortcutA(cin, cout) if (stride != 1 or cin != cout) else nn.Identity()
+
+        def forward(self, x):
+            out = torch.relu(self.bn1(self.conv1(x)))
+            return torch.relu(self.bn2(self.conv2(out)) + self.short(x))
+
+    layers = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    cin = 16
+    for cout, stride in ((16, 1), (32, 2), (64, 2)):
+        for b in range(3):
+            layers.append(Block(cin, cout, stride if b == 0 else 1))
+            cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+    return nn.Sequential(*layers)
+
+
+def batch(name, seed=0):
+    """(x, y): a float32 standard-normal batch and integer labels."""
+    _, shape, n, classes = WORKLOADS[name]
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n,) + shape, dtype=np.float32)
+    y = rng.integers(0, classes, n)
+    return x, y
+
+
+def gl_trainer(name):
+    """A zero-argument function running one gradlearn training step, and the model."""
+    model = gl_model(name)
+    loss = gl.CrossEntropyLoss()
+    opt = gl.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = batch(name)
+
+    def step():
+        model.zero_grad()
+        loss(model(x), y)
+        model.backward(loss.backward())
+        opt.step()
+
+    return step, model
+
+
+def torch_trainer(name):
+    import torch
+
+    model = torch_model(name)
+    loss = torch.nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = batch(name)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        loss(model(x), y).backward()
+        opt.step()
+
+    return step, model
+
+
+def mult_adds(name):
+    """Forward multiply-adds of one sample (gl.summary)."""
+    _, shape, _, _ = WORKLOADS[name]
+    return gl.summary(gl_model(name), shape, batch_size=1, print_table=False).total_mult_adds
+
+
+def openblas_info():
+    """A line naming the OpenBLAS kernel NumPy runs (threadpoolctl when installed)."""
+    env = ", ".join(f"{v}={os.environ[v]}" for v in OPENBLAS_VARS if v in os.environ) or "OpenBLAS variables unset"
+    try:
+        from threadpoolctl import threadpool_info
+
+        infos = [i for i in threadpool_info() if i.get("internal_api") == "openblas"]
+        desc = "; ".join(f"{i.get('architecture')} kernel, {i.get('num_threads')} threads, {i.get('version')}" for i in infos)
+        return f"OpenBLAS: {desc or 'not found'} ({env})"
+    except ImportError:
+        return f"OpenBLAS kernel: unknown (threadpoolctl not installed) ({env})"
+
+
+def rerun_without_openblas_vars(script, argv):
+    """Re-run ``script`` with the OpenBLAS variables removed from the environment (that
+    child process only). Returns its exit status; prints nothing itself."""
+    env = {k: v for k, v in os.environ.items() if k not in OPENBLAS_VARS}
+    print("\n=== again with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset ===", flush=True)
+    return subprocess.call([sys.executable, script] + argv, env=env)

@@ -1,0 +1,61 @@
+"""Float32 matrix-product peak through NumPy: GFLOP/s of large square products (2 n³ flops).
+
+    python benchmarks/peak.py [--sizes 1024,2048] [--repeats 5] [--both-envs]
+
+The best (and median) rate over the repetitions is the "peak" that throughput.py compares
+each workload's achieved rate with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _workloads import openblas_info, rerun_without_openblas_vars  # noqa: E402
+
+
+def matmul_peak(sizes=(1024, 2048), repeats=5):
+    """{n: (best GFLOP/s, median GFLOP/s)} for float32 n x n products."""
+    results = {}
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        a = rng.standard_normal((n, n), dtype=np.float32)
+        b = rng.standard_normal((n, n), dtype=np.float32)
+        out = np.empty((n, n), dtype=np.float32)
+        np.matmul(a, b, out=out)  # warm-up
+        rates = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            np.matmul(a, b, out=out)
+            rates.append(2 * n**3 / (time.perf_counter() - t) / 1e9)
+        results[n] = (max(rates), statistics.median(rates))
+    return results
+
+
+def peak_gflops(sizes=(1024, 2048), repeats=5):
+    return max(best for best, _ in matmul_peak(sizes, repeats).values())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1024,2048")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--both-envs", action="store_true", help="also re-run with the OpenBLAS variables unset")
+    args = parser.parse_args(argv)
+    print(openblas_info())
+    for n, (best, med) in matmul_peak([int(s) for s in args.sizes.split(",")], args.repeats).items():
+        print(f"float32 matmul {n}x{n}: best {best:.1f} GFLOP/s, median {med:.1f} GFLOP/s")
+    if args.both_envs:
+        rest = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--both-envs"]
+        return rerun_without_openblas_vars(os.path.abspath(__file__), rest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

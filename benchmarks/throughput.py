@@ -1,0 +1,125 @@
+"""Training and inference throughput of gradlearn against PyTorch on the CPU, interleaved.
+
+    python benchmarks/throughput.py [--workloads W1,W4] [--repeats 7] [--both-envs]
+
+Workloads (float32): W1 MLP 784-512-512-10 (batch 128), W2 LeNet-5 (128), W3 a 4-conv
+CNN on 3x32x32 (64), W4 a tiny 2-64-64-2 tanh MLP (32; per-step overhead), W5 ResNet-20
+(64). A training step is forward, cross-entropy, backward, SGD-momentum step, zero_grad.
+
+The machine may be shared, so each repetition times gradlearn then PyTorch back to back
+(alternating) and the ratio is taken of the medians. PyTorch runs with
+``torch.set_num_threads(2)``; NumPy with OpenBLAS's default threads. Each workload's
+achieved GFLOP/s (2 flops per multiply-add, x3 for forward + the two backward products,
+from ``gl.summary``) is shown as a fraction of the NumPy float32 matmul peak (peak.py).
+``--both-envs`` re-runs the whole measurement with OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE removed from the environment (that child process only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _workloads import WORKLOADS, batch, gl_trainer, mult_adds, openblas_info, rerun_without_openblas_vars, torch_trainer  # noqa: E402
+from peak import peak_gflops  # noqa: E402
+
+
+def _time(fn, steps):
+    t = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - t) / steps
+
+
+def _steps_for(fn, budget=0.25):
+    """Enough steps per repetition to take about ``budget`` seconds."""
+    t = _time(fn, 1)
+    return max(1, min(2000, int(budget / max(t, 1e-6))))
+
+
+def measure(name, repeats, torch_ok, budget=0.25):
+    """{'gl_train', 'torch_train', 'gl_infer', 'torch_infer'}: medians in samples/s."""
+    n = WORKLOADS[name][2]
+    sides = {}
+    gl_step, gl_net = gl_trainer(name)
+    x_np, _ = batch(name)
+    sides["gl_train"] = gl_step
+    gl_eval = gl_net.copy().eval()
+    sides["gl_infer"] = lambda: gl_eval(x_np)
+    if torch_ok:
+        import torch
+
+        t_step, t_net = torch_trainer(name)
+        sides["torch_train"] = t_step
+        t_eval = torch_trainer(name)[1].eval()
+        x_t = torch.from_numpy(x_np)
+
+        def t_infer():
+            with torch.no_grad():
+                t_eval(x_t)
+
+        sides["torch_infer"] = t_infer
+    for fn in sides.values():  # warm-up
+        for _ in range(3):
+            fn()
+    steps = {k: _steps_for(fn, budget) for k, fn in sides.items()}
+    rates = {k: [] for k in sides}
+    for _ in range(repeats):
+        for kind in ("train", "infer"):  # alternate gradlearn / torch within each repetition
+            for side in ("gl", "torch"):
+                key = f"{side}_{kind}"
+                if key in sides:
+                    rates[key].append(n / _time(sides[key], steps[key]))
+    return {k: statistics.median(v) for k, v in rates.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--budget", type=float, default=0.25, help="seconds per timed repetition and side")
+    parser.add_argument("--both-envs", action="store_true", help="also re-run with the OpenBLAS variables unset")
+    args = parser.parse_args(argv)
+    names = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
+    unknown = [w for w in names if w not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workloads {unknown}; choose from {list(WORKLOADS)}")
+    try:
+        import torch
+
+        torch.set_num_threads(2)
+        torch_ok = True
+        torch_line = f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads"
+    except ImportError:
+        torch_ok = False
+        torch_line = "PyTorch not installed: gradlearn only, no ratios"
+    print(openblas_info())
+    print(f"NumPy {np.__version__}; {torch_line}")
+    peak = peak_gflops()
+    print(f"NumPy float32 matmul peak: {peak:.1f} GFLOP/s")
+    head = f"{'':3} {'workload':<26} {'train gl/s':>10} {'torch/s':>9} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6} | {'infer gl/s':>10} {'torch/s':>9} {'ratio':>6}"
+    print(head)
+    for name in names:
+        r = measure(name, args.repeats, torch_ok, args.budget)
+        gflops = r["gl_train"] * mult_adds(name) * 2 * 3 / 1e9
+        tr = f"{r['gl_train'] / r['torch_train']:6.2f}" if torch_ok else f"{'-':>6}"
+        ir = f"{r['gl_infer'] / r['torch_infer']:6.2f}" if torch_ok else f"{'-':>6}"
+        print(
+            f"{name:3} {WORKLOADS[name][0]:<26} {r['gl_train']:10.0f} {r.get('torch_train', float('nan')):9.0f} {tr} "
+            f"{gflops:8.1f} {100 * gflops / peak:5.0f}% | {r['gl_infer']:10.0f} {r.get('torch_infer', float('nan')):9.0f} {ir}",
+            flush=True,
+        )
+    if args.both_envs:
+        rest = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--both-envs"]
+        return rerun_without_openblas_vars(os.path.abspath(__file__), rest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
