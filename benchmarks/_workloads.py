@@ -122,6 +122,7 @@ def batch(name, seed=0):
 def gl_trainer(name):
     """A zero-argument function running one gradlearn training step, and the model."""
     model = gl_model(name)
+    model.skip_input_grad()  # as Trainer.fit does, and as torch does for a data input
     loss = gl.CrossEntropyLoss()
     opt = gl.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = batch(name)

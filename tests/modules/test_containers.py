@@ -70,3 +70,23 @@ def test_sequential_indexing_and_append():
     assert len(head) == 2
     with pytest.raises(TypeError, match="not a Module"):
         gl.Sequential(gl.Linear(2, 2), "relu")
+
+
+def test_skip_input_grad_spares_the_first_layer_only():
+    gl.manual_seed(0)
+    net = gl.Sequential(gl.Linear(3, 4), gl.ReLU(), gl.Linear(4, 2))
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    g = np.ones((5, 2), np.float32)
+    net(x)
+    full = net.backward(g)
+    grads = [p.grad.copy() for p in net.parameters()]
+    net.zero_grad()
+    net.skip_input_grad()
+    net(x)
+    assert net.backward(g) is None and full is not None
+    for p, expected in zip(net.parameters(), grads):  # parameter gradients are unchanged
+        np.testing.assert_array_equal(p.grad, expected)
+    assert net[2].input_grad  # only the first layer skips
+    net.skip_input_grad(False)
+    net(x)
+    assert net.backward(g).shape == (5, 3)

@@ -37,6 +37,9 @@ class Module:
     """
 
     training: bool = True
+    # False: backward still adds every parameter gradient but skips dE/dinput and returns
+    # None (the first layer of a network, whose input is data: PyTorch skips it likewise).
+    input_grad: bool = True
     _structure_version: int = 0  # bumped whenever any module gains or loses a parameter or child
 
     def __init__(self):
@@ -153,6 +156,16 @@ class Module:
     def eval(self) -> "Module":
         """Evaluation mode: the same as ``train(False)``."""
         return self.train(False)
+
+    def skip_input_grad(self, skip: bool = True) -> "Module":
+        """Let backward skip dE/dinput where nobody needs it: the data input of a network.
+
+        On a leaf it sets ``input_grad = not skip``; a Sequential passes it to its first
+        child. Trainer.fit does this for the model it trains (and undoes it afterwards),
+        saving the first layer's input-gradient product (about 10% of an MLP's step).
+        """
+        object.__setattr__(self, "input_grad", not skip)
+        return self
 
     # gradients and the flat vector -------------------------------------------------------
     def flat_parameters(self):

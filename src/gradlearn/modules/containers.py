@@ -66,6 +66,13 @@ class Sequential(Module):
             return Sequential(OrderedDict(zip(self._names[index], self._sequence[index])))
         return self._sequence[index]
 
+    def skip_input_grad(self, skip: bool = True) -> "Sequential":
+        """The first child decides whether dE/dinput is computed (see Module.skip_input_grad)."""
+        object.__setattr__(self, "input_grad", not skip)
+        if self._sequence:
+            self._sequence[0].skip_input_grad(skip)
+        return self
+
     def forward(self, *inputs):
         x = inputs if len(inputs) != 1 else inputs[0]
         i = 0

@@ -369,6 +369,8 @@ class Conv2d(Module):
                 self.weight.grad += dw.reshape(weight.shape)
         if self.bias is not None and self.bias.requires_grad:
             self.bias.grad += dy.reshape(o, n * ho * wo).sum(axis=1)
+        if not self.input_grad:
+            return None  # the network's data input: nobody needs dE/dx
         if self._use_transposed(h, w, ho, wo):
             grad_t = self._input_grad_transposed(dy, x_shape, (ho, wo))
         else:

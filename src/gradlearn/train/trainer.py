@@ -423,6 +423,7 @@ class Trainer:
         for m in metrics:
             logs[m.name] = 0.0
         model.train()
+        model.skip_input_grad()  # the input is data: no dE/dx for the first layer (undone below)
         parallel = self.parallel
         if parallel is not None:
             parallel.before_training(model)
@@ -506,6 +507,7 @@ class Trainer:
         finally:
             self.resumed = False
             self._callbacks_running = None
+            model.skip_input_grad(False)
         return self.history
 
     # evaluation ----------------------------------------------------------------------------
