@@ -7,7 +7,7 @@ permutation drawn from ``default_rng([seed, 1])`` (``validation_fraction`` of it
 split; with ``augment``, training images are randomly cropped (zero padding of 1/8 of the
 side) and, for photos and clothes (CIFAR-10, Fashion-MNIST), flipped left-right.
 
-Models: ``convnet`` (:func:`small_convnet`, for any image size from 4x4), ``mlp`` (the
+Models: ``convnet`` (:func:`gradlearn.models.convnet`, for any image size from 4x4), ``mlp`` (the
 images flattened), ``lenet5`` (28x28, any channel count) and the zoo's other models (their
 own input sizes); a model that does not fit the data is reported before training starts.
 
@@ -28,13 +28,13 @@ import datetime
 import json
 import math
 import os
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..data import Transform
+from ..models import convnet
 from . import UserError
 from .config import OPTIMIZERS, RunConfig, check, to_toml
 
@@ -207,29 +207,6 @@ def loaders(splits: Splits, config: RunConfig, model_input_shape):
 # models
 
 
-def small_convnet(num_classes: int = 10, in_channels: int = 1, height: int = 8, width: int = 8, *, dtype=None, generator=None):
-    """A small convnet for any image size from 4x4 (the CLI's ``convnet``).
-
-        features:   Conv2d(in_channels, 16, 3, padding=1) - ReLU - MaxPool 2x2
-                    Conv2d(16, 32, 3, padding=1) - ReLU - MaxPool 2x2      (H, W) -> (H//4, W//4)
-        classifier: Linear(32 * (H//4) * (W//4), 64) - ReLU - Linear(64, num_classes)
-    """
-    from ..backend import resolve_generator
-    from ..modules import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
-
-    if height < 4 or width < 4:
-        raise ValueError(f"convnet: needs images of at least 4x4, got {height}x{width}")
-    rng = resolve_generator(generator)
-    kw = dict(dtype=dtype, generator=rng)
-    features = Sequential(
-        Conv2d(in_channels, 16, 3, padding=1, **kw), ReLU(), MaxPool2d(2),
-        Conv2d(16, 32, 3, padding=1, **kw), ReLU(), MaxPool2d(2),
-    )  # fmt: skip
-    flat = 32 * (height // 4) * (width // 4)
-    classifier = Sequential(Linear(flat, 64, **kw), ReLU(), Linear(64, num_classes, **kw))
-    return Sequential(OrderedDict(features=features, flatten=Flatten(), classifier=classifier))
-
-
 def build_model(config: RunConfig, sample_shape, num_classes: int):
     """``(model, model_input_shape)`` for ``config.model`` on samples of ``sample_shape``."""
     from ..models import get_model, lenet5, mlp
@@ -244,7 +221,7 @@ def build_model(config: RunConfig, sample_shape, num_classes: int):
         elif len(sample_shape) != 3:
             raise ValueError(f"it takes images (C, H, W), and the data are vectors of shape {tuple(sample_shape)}")
         elif name == "convnet":
-            model = small_convnet(num_classes, *sample_shape, generator=rng)
+            model = convnet(num_classes, *sample_shape, generator=rng)
         elif name == "lenet5":
             model = lenet5(num_classes, in_channels=sample_shape[0], generator=rng)
         else:
@@ -551,7 +528,7 @@ def model_for_shape(name: str, input_shape, num_classes: int | None = None, hidd
         if name in ("convnet", "lenet5") and len(shape) != 3:
             raise ValueError(f"it takes images: give --input-shape as C,H,W, got {','.join(map(str, shape))}")
         if name == "convnet":
-            return small_convnet(classes.get("num_classes", 10), *shape, generator=rng)
+            return convnet(classes.get("num_classes", 10), *shape, generator=rng)
         if name == "lenet5":
             return lenet5(classes.get("num_classes", 10), in_channels=shape[0], generator=rng)
         return get_model(name, generator=rng, **classes)

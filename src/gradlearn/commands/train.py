@@ -15,9 +15,12 @@ given, bit for bit.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 from . import UserError
 from .config import DATA_CHOICES, DEVICES, OPTIMIZERS, SCHEDULES, RunConfig, check, model_choices, read_toml, resolve
@@ -63,6 +66,9 @@ def add_train_command(commands) -> None:
     sub.add_argument("--validation-fraction", type=float, metavar="X", help="held-out fraction of the training set (default 0.1)")
     sub.add_argument("--out", metavar="DIR", help="run folder (default runs/<model>-<data>-<time>)")
     sub.add_argument("--device", metavar="DEVICE", help=f"one of: {', '.join(DEVICES)} (default cpu)")
+    sub.add_argument("--distributed", action="store_true",
+                     help="data-parallel over MPI: run as `mpirun -n N gradlearn train --distributed ...`; "
+                          "--batch-size is the global batch, rank 0 alone prints and writes the run folder")
     sub.set_defaults(run=run_train, subparser=sub)
 
 
@@ -74,6 +80,8 @@ def add_resume_command(commands) -> None:
         "exactly as if it had never stopped; then write the final weights, test results and plots.",
     )
     sub.add_argument("run_dir", metavar="DIR", help="the run folder")
+    sub.add_argument("--distributed", action="store_true",
+                     help="resume data-parallel over MPI (any number of ranks; the run folder must be shared)")
     sub.set_defaults(run=run_resume, subparser=sub)
 
 
@@ -106,7 +114,7 @@ def _describe(config, splits, folder, n_params) -> str:
 class _Session:
     """Everything a run needs, built from its configuration (the same way for train and resume)."""
 
-    def __init__(self, config: RunConfig, splits):
+    def __init__(self, config: RunConfig, splits, distributed: bool = False):
         from ..losses import CrossEntropyLoss
         from ..train import Checkpoint, CSVLogger, DivergenceGuard, Trainer
 
@@ -119,6 +127,7 @@ class _Session:
         self.folder = None
         self.callbacks = []
         self._trainer_args = (CrossEntropyLoss(), Checkpoint, CSVLogger, DivergenceGuard, Trainer)
+        self.distributed = distributed
 
     def attach(self, folder):
         loss, Checkpoint, CSVLogger, DivergenceGuard, Trainer = self._trainer_args
@@ -131,7 +140,8 @@ class _Session:
             Checkpoint(folder / ex.CHECKPOINT_DIR, every=1, every_steps=every_steps, keep=2),
         ]
         self.trainer = Trainer(self.model, loss, self.optimizer, metrics=("accuracy",), callbacks=self.callbacks,
-                               schedule=self.schedule, batch_size=self.config.batch_size, seed=self.config.seed)  # fmt: skip
+                               schedule=self.schedule, batch_size=self.config.batch_size, seed=self.config.seed,
+                               distributed=self.distributed)  # fmt: skip
 
     def meta(self, status: str, **more) -> dict:
         from .. import __version__
@@ -188,9 +198,26 @@ class _Session:
         return 0
 
 
-def _load(config):
+def _load(config, distributed: bool = False):
     splits = ex.load_splits(config)
-    return _Session(config, splits)
+    return _Session(config, splits, distributed)
+
+
+def _worker_rank(distributed: bool) -> int:
+    """This process's MPI rank under --distributed (0 otherwise). Ranks other than 0 train
+    silently: rank 0 alone prints, checkpoints and writes the run folder."""
+    if not distributed:
+        return 0
+    from .. import distributed as dist
+
+    try:
+        dist.install_excepthook()
+        rank = dist.rank()
+    except RuntimeError as exc:  # launched by mpirun without mpi4py
+        raise UserError(str(exc)) from None
+    if rank != 0:
+        sys.stdout = open(os.devnull, "w")
+    return rank
 
 
 def run_train(args) -> int:
@@ -204,9 +231,14 @@ def run_train(args) -> int:
     else:
         default_data = given.data
     config = resolve(given, default_data)
+    rank = _worker_rank(args.distributed)
     if note:
         print(f"note: {note}")
-    session = _load(config)
+    session = _load(config, args.distributed)
+    if rank != 0:  # a worker: trains its shards, writes nothing (its folder is a scratch one)
+        session.attach(Path(tempfile.mkdtemp(prefix="gradlearn-rank")))
+        session.fit()
+        return 0
     folder = ex.new_run_folder(config, args.out)
     ex.write_config(folder, config)
     ex.write_meta(folder, session.meta("running"))
@@ -227,7 +259,8 @@ def run_resume(args) -> int:
         print(f"{run.folder}: the run already finished its {config.epochs} epochs "
               f"(test accuracy {100 * run.meta['test']['accuracy']:.2f}%); nothing to resume")  # fmt: skip
         return 0
-    session = _load(config)
+    rank = _worker_rank(args.distributed)
+    session = _load(config, args.distributed)
     if list(session.splits.classes) != list(run.meta["classes"]) or list(session.splits.sample_shape) != list(run.sample_shape):
         raise UserError(f"{config.data} now has other classes or shapes than when {run.folder} was trained")
     session.attach(run.folder)
@@ -251,4 +284,6 @@ def run_resume(args) -> int:
         seconds = 0.0
     else:
         history, seconds = session.fit()
+    if rank != 0:
+        return 0
     return session.finish(history, seconds, previous)

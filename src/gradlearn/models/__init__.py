@@ -13,6 +13,7 @@ each was designed for (used by ``gradlearn summary``).
 from __future__ import annotations
 
 from .alexnet import alexnet
+from .convnet import convnet
 from .lenet import lenet5
 from .mlp import ACTIVATIONS, mlp
 from .resnet import BasicBlock, ShortcutA, resnet18, resnet20, resnet32, resnet34, resnet56
@@ -32,6 +33,7 @@ vgg11_bn, vgg13_bn, vgg16_bn, vgg19_bn = (_bn(b) for b in (vgg11, vgg13, vgg16, 
 
 _BUILDERS = {
     "mlp": mlp,
+    "convnet": convnet,
     "lenet5": lenet5,
     "alexnet": alexnet,
     "vgg11": vgg11,
@@ -56,6 +58,7 @@ MODEL_NAMES = tuple(_BUILDERS)
 DEFAULT_INPUT_SHAPES = {
     "mlp": (784,),
     "lenet5": (1, 28, 28),
+    "convnet": (1, 8, 8),
     **{name: (3, 224, 224) for name in MODEL_NAMES if name.startswith(("alexnet", "vgg", "resnet18", "resnet34"))},
     **{name: (3, 32, 32) for name in ("resnet20", "resnet32", "resnet56")},
 }
@@ -71,6 +74,7 @@ def get_model(name: str, **kwargs):
 
 __all__ = [
     "MODEL_NAMES",
+    "convnet",
     "DEFAULT_INPUT_SHAPES",
     "ACTIVATIONS",
     "get_model",
