@@ -77,6 +77,8 @@ class Parameter:
         self._grad = self._assign(self._grad, value, "grad")
 
     def _assign(self, current, value, what):
+        if value is current:  # ``p.grad += g`` ends in the setter with the same array: nothing to copy
+            return current
         xp = array_module(current)
         value = xp.asarray(value)
         if value.shape == current.shape:

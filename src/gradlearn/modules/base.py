@@ -51,9 +51,20 @@ class Module:
 
     # registration ------------------------------------------------------------------------
     def __setattr__(self, name, value):
-        if "_parameters" not in self.__dict__:
+        d = self.__dict__
+        params = d.get("_parameters")
+        if params is None:
             raise RuntimeError(f"{type(self).__name__}: call Module.__init__() before assigning attributes")
-        params, modules, buffers = self._parameters, self._modules, self._buffers
+        modules, buffers = d["_modules"], d["_buffers"]
+        if (
+            type(value) is not Parameter
+            and not isinstance(value, (Parameter, Module))
+            and name not in params
+            and name not in modules
+            and name not in buffers
+        ):  # the common case in a forward pass: caching an array for backward
+            d[name] = value
+            return
         if isinstance(value, (Parameter, Module)) or name in params or name in modules:
             Module._structure_version += 1  # invalidates every cached packing (see zero_grad)
         if isinstance(value, Parameter):
@@ -185,7 +196,8 @@ class Module:
         if not params:
             return
         flat = params[0]._flat
-        if flat is not None and not flat.superseded and all(p._flat is flat for p in params):
+        if flat is not None and not flat.superseded and len(flat.params) == len(params) and all(p._flat is flat for p in params):
+            object.__setattr__(self, "_packed", (flat, Module._structure_version))  # next time: one fill
             flat.zero_grad()
             return
         for p in params:
