@@ -17,7 +17,6 @@ accuracy of the final weights. A run whose data is absent says so and is skipped
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path

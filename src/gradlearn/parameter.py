@@ -22,7 +22,6 @@ Rules that keep references honest:
 
 from __future__ import annotations
 
-import numpy as np
 
 from .backend import array_module, resolve_dtype
 

@@ -10,13 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-import gradlearn as gl
 import gradlearn.distributed as dist
 
 
 def _mpiexec():
     try:
-        import mpi4py  # noqa: F401
+        import mpi4py  # noqa: F401  (only whether it imports)
     except ImportError:
         pytest.skip("mpi4py is not installed (pip install 'gradlearn[distributed]')")
     path = os.path.join(os.path.dirname(sys.executable), "mpiexec")

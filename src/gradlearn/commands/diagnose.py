@@ -22,7 +22,7 @@ import numpy as np
 
 from . import UserError
 from . import experiment as ex
-from .config import DATA_CHOICES, OPTIMIZERS, RunConfig, check, model_choices, resolve
+from .config import DATA_CHOICES, OPTIMIZERS, RunConfig, check, model_choices
 
 # the per-sample input of each model when --input-shape is not given (the zoo's, smaller for
 # the ImageNet models, whose adaptive pooling takes any size, to keep the checks quick)
@@ -193,12 +193,7 @@ def _prepare(args, lr=None):
     """(config, model, standardised training inputs, labels) for --model/--data."""
     given = check(RunConfig(model=args.model, data=args.data, optimizer=args.optimizer, momentum=args.momentum,
                             batch_size=args.batch_size, seed=args.seed, lr=lr))  # fmt: skip
-    note = None
-    if given.data is None:
-        default_data, note = ex.main_data()
-    else:
-        default_data = given.data
-    config = resolve(given, default_data)
+    config, note = ex.resolve_config(given)
     if note:
         print(f"note: {note}")
     splits = ex.load_splits(config)

@@ -36,7 +36,7 @@ import numpy as np
 from ..data import Transform
 from ..models import convnet
 from . import UserError
-from .config import OPTIMIZERS, RunConfig, check, to_toml
+from .config import OPTIMIZERS, RunConfig, check, resolve, to_toml
 
 PLOT_FILES = {
     "learning_curves": "learning_curves.png",
@@ -116,6 +116,16 @@ def main_data() -> tuple:
         if "not found" not in str(exc).split("\n")[0]:
             raise UserError(f"Fashion-MNIST was found but cannot be read: {exc}") from None
         return "digits", FASHION_HINT + "; training a small convnet on scikit-learn's 8x8 digits instead"
+
+
+def resolve_config(given: RunConfig):
+    """(``given`` completed with every default, a note or None): the data set defaults to the
+    main job's (Fashion-MNIST when installed, else the digits, with a note saying why)."""
+    if given.data is None:
+        default_data, note = main_data()
+    else:
+        default_data, note = given.data, None
+    return resolve(given, default_data), note
 
 
 def load_splits(config: RunConfig, download: bool = True) -> Splits:

@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 
 from . import UserError
-from .config import DATA_CHOICES, DEVICES, OPTIMIZERS, SCHEDULES, RunConfig, check, model_choices, read_toml, resolve
+from .config import DATA_CHOICES, DEVICES, OPTIMIZERS, SCHEDULES, RunConfig, check, model_choices, read_toml
 from . import experiment as ex
 
 
@@ -225,12 +225,7 @@ def run_train(args) -> int:
     if args.config is not None:
         given = check(read_toml(args.config))
     given = given.merged(check(_config_from_args(args)))
-    note = None
-    if given.data is None:
-        default_data, note = ex.main_data()
-    else:
-        default_data = given.data
-    config = resolve(given, default_data)
+    config, note = ex.resolve_config(given)
     rank = _worker_rank(args.distributed)
     if note:
         print(f"note: {note}")

@@ -3,7 +3,6 @@ LocalContrastNorm (Jarrett et al. 2009), forward and backward side by side."""
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
