@@ -110,22 +110,24 @@ def _torch_resnet20():
     return nn.Sequential(*layers)
 
 
-def batch(name, seed=0):
-    """(x, y): a float32 standard-normal batch and integer labels."""
+def batch(name, seed=0, batch_size=None):
+    """(x, y): a float32 standard-normal batch (the workload's size unless given) and integer labels."""
     _, shape, n, classes = WORKLOADS[name]
+    n = batch_size or n
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n,) + shape, dtype=np.float32)
     y = rng.integers(0, classes, n)
     return x, y
 
 
-def gl_trainer(name):
-    """A zero-argument function running one gradlearn training step, and the model."""
-    model = gl_model(name)
+def gl_trainer(name, device="cpu", batch_size=None):
+    """A zero-argument function running one gradlearn training step, and the model
+    (on ``device``: the model moved with ``.to``, the batch with ``backend.to_device``)."""
+    model = gl_model(name).to(device)
     model.skip_input_grad()  # as Trainer.fit does, and as torch does for a data input
     loss = gl.CrossEntropyLoss()
     opt = gl.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x, y = batch(name)
+    x, y = (gl.backend.to_device(a, device) for a in batch(name, batch_size=batch_size))
 
     def step():
         model.zero_grad()
@@ -136,14 +138,14 @@ def gl_trainer(name):
     return step, model
 
 
-def torch_trainer(name):
+def torch_trainer(name, device="cpu", batch_size=None):
     import torch
 
-    model = torch_model(name)
+    model = torch_model(name).to(device)
     loss = torch.nn.CrossEntropyLoss()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x, y = batch(name)
-    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    x, y = batch(name, batch_size=batch_size)
+    x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
     def step():
         opt.zero_grad(set_to_none=False)

@@ -1,6 +1,7 @@
 """Training and inference throughput of gradlearn against PyTorch on the CPU, interleaved.
 
     python benchmarks/throughput.py [--workloads W1,W4] [--repeats 7] [--both-envs]
+                                    [--device cuda] [--batch-size 256]
 
 Workloads (float32): W1 MLP 784-512-512-10 (batch 128), W2 LeNet-5 (128), W3 a 4-conv
 CNN on 3x32x32 (64), W4 a tiny 2-64-64-2 tanh MLP (32; per-step overhead), W5 ResNet-20
@@ -13,6 +14,10 @@ achieved GFLOP/s (2 flops per multiply-add, x3 for forward + the two backward pr
 from ``gl.summary``) is shown as a fraction of the NumPy float32 matmul peak (peak.py).
 ``--both-envs`` re-runs the whole measurement with OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE removed from the environment (that child process only).
+
+``--device cuda`` runs both sides on the GPU (gradlearn through CuPy, PyTorch eager), each
+timed block ended by a device synchronisation; without CuPy or a CUDA device it stops at
+once saying which is missing. ``--batch-size`` overrides every workload's batch.
 """
 
 from __future__ import annotations
@@ -30,10 +35,19 @@ from _workloads import WORKLOADS, batch, gl_trainer, mult_adds, openblas_info, r
 from peak import peak_gflops  # noqa: E402
 
 
+def _no_sync():
+    pass
+
+
+_sync = _no_sync  # the device synchronisation that ends every timed block (GPU only)
+
+
 def _time(fn, steps):
+    _sync()
     t = time.perf_counter()
     for _ in range(steps):
         fn()
+    _sync()
     return (time.perf_counter() - t) / steps
 
 
@@ -43,22 +57,25 @@ def _steps_for(fn, budget=0.25):
     return max(1, min(2000, int(budget / max(t, 1e-6))))
 
 
-def measure(name, repeats, torch_ok, budget=0.25):
+def measure(name, repeats, torch_ok, budget=0.25, device="cpu", batch_size=None):
     """{'gl_train', 'torch_train', 'gl_infer', 'torch_infer'}: medians in samples/s."""
-    n = WORKLOADS[name][2]
+    import gradlearn as gl
+
+    n = batch_size or WORKLOADS[name][2]
     sides = {}
-    gl_step, gl_net = gl_trainer(name)
-    x_np, _ = batch(name)
+    gl_step, gl_net = gl_trainer(name, device, batch_size)
+    x_np, _ = batch(name, batch_size=batch_size)
     sides["gl_train"] = gl_step
     gl_eval = gl_net.copy().eval()
-    sides["gl_infer"] = lambda: gl_eval(x_np)
+    x_gl = gl.backend.to_device(x_np, device)
+    sides["gl_infer"] = lambda: gl_eval(x_gl)
     if torch_ok:
         import torch
 
-        t_step, t_net = torch_trainer(name)
+        t_step, t_net = torch_trainer(name, device, batch_size)
         sides["torch_train"] = t_step
-        t_eval = torch_trainer(name)[1].eval()
-        x_t = torch.from_numpy(x_np)
+        t_eval = torch_trainer(name, device, batch_size)[1].eval()
+        x_t = torch.from_numpy(x_np).to(device)
 
         def t_infer():
             with torch.no_grad():
@@ -85,7 +102,25 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--budget", type=float, default=0.25, help="seconds per timed repetition and side")
     parser.add_argument("--both-envs", action="store_true", help="also re-run with the OpenBLAS variables unset")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where both sides run (default cpu)")
+    parser.add_argument("--batch-size", type=int, default=None, help="override every workload's batch size")
     args = parser.parse_args(argv)
+    global _sync
+    if args.device == "cuda":
+        import gradlearn as gl
+
+        try:
+            cupy = gl.backend.cuda_module()
+        except RuntimeError as exc:
+            print(f"throughput.py: --device cuda: {exc}", file=sys.stderr)
+            return 2
+
+        def _sync():  # noqa: F811 - both sides' queues drained before the clock is read
+            cupy.cuda.Device().synchronize()
+            if torch_ok:
+                import torch
+
+                torch.cuda.synchronize()
     names = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in names if w not in WORKLOADS]
     if unknown:
@@ -106,7 +141,7 @@ def main(argv=None):
     head = f"{'':3} {'workload':<26} {'train gl/s':>10} {'torch/s':>9} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6} | {'infer gl/s':>10} {'torch/s':>9} {'ratio':>6}"
     print(head)
     for name in names:
-        r = measure(name, args.repeats, torch_ok, args.budget)
+        r = measure(name, args.repeats, torch_ok, args.budget, args.device, args.batch_size)
         gflops = r["gl_train"] * mult_adds(name) * 2 * 3 / 1e9
         tr = f"{r['gl_train'] / r['torch_train']:6.2f}" if torch_ok else f"{'-':>6}"
         ir = f"{r['gl_infer'] / r['torch_infer']:6.2f}" if torch_ok else f"{'-':>6}"
