@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import resolve_dtype
+from .. import parallel
+from ..backend import array_module, resolve_dtype
 from ..parameter import Parameter
 from .base import Module
 
@@ -56,14 +57,36 @@ class Sigmoid(Activation):
 
 
 class ReLU(Activation):
-    """y = max(x, 0); dy/dx = 1 where x > 0, else 0."""
+    """y = max(x, 0); dy/dx = 1 where x > 0, else 0.
+
+    Large batches are computed slice by slice on all cores (``gradlearn.parallel``)."""
 
     def _forward(self, x):
-        self.y = np.maximum(x, 0)
-        return self.y
+        if x.ndim == 0:
+            self.y = np.maximum(x, 0)
+            return self.y
+        xp = array_module(x)
+        y = xp.empty(x.shape, dtype=x.dtype)
+
+        def relu_slice(start, stop):
+            np.maximum(x[start:stop], 0, out=y[start:stop])
+
+        parallel.over_batch(len(x), x.size, relu_slice, xp)
+        self.y = y
+        return y
 
     def _backward(self, grad_output):
-        return grad_output * (self.y > 0)
+        y = self.y
+        if y.ndim == 0:
+            return grad_output * (y > 0)
+        xp = array_module(grad_output)
+        grad_input = xp.empty(y.shape, dtype=grad_output.dtype)
+
+        def relu_grad_slice(start, stop):
+            np.multiply(grad_output[start:stop], y[start:stop] > 0, out=grad_input[start:stop])
+
+        parallel.over_batch(len(y), y.size, relu_grad_slice, xp)
+        return grad_input
 
 
 class LeakyReLU(Activation):

@@ -1,5 +1,10 @@
 """2-D convolution (Conv2d) and zero padding (ZeroPad2d), NCHW, forward and backward side by side.
 
+On the CPU, forward and backward split the batch over the cores (``gradlearn.parallel``):
+each worker thread computes its slice's output and input gradient in place, using the
+paths below with its own scratch. It returns the slice's weight and bias gradients,
+which are summed in slice order.
+
 How the convolution is computed (no Python loop over single samples or output pixels; the
 pixel-major path loops over cache-sized chunks of samples):
 
@@ -51,7 +56,7 @@ import threading
 
 import numpy as np
 
-from .. import init
+from .. import init, parallel
 from ..backend import array_module, resolve_dtype, resolve_generator
 from ..parameter import Parameter
 from .base import Module
@@ -414,28 +419,42 @@ class Conv2d(Module):
             )
         ho, wo = (hp - span_h) // sh + 1, (wp - span_w) // sw + 1
         xp = array_module(x)
+        o = self.out_channels
+        y = xp.empty((n, o, ho, wo), dtype=x.dtype)
+        bias = None if self.bias is None else self.bias.data
         if self._pixel_major():
-            wmat = xp.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(kh * kw * c, self.out_channels)
-            y = xp.empty((n, self.out_channels, ho, wo), dtype=x.dtype)
-            bias = None if self.bias is None else self.bias.data
-            _pm_conv(x, self._pads, wmat, y, self.kernel_size, self.stride, self.dilation, bias)
-            self._cache = (x.shape, y.shape)
-            self._x = x  # the caller's array, kept (not copied) for the weight gradient
-            return y
+            wmat = xp.ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(kh * kw * c, o)
+
+            def forward_slice(start, stop):
+                _pm_conv(x[start:stop], self._pads, wmat, y[start:stop], self.kernel_size, self.stride, self.dilation, bias)
+        else:
+
+            def forward_slice(start, stop):
+                self._forward_channel_major(x[start:stop], y[start:stop])
+
+        work = n * c * kh * kw * ho * wo
+        parallel.over_batch(n, work, forward_slice, xp)  # the slices' samples, on the cores
+        self._cache = (x.shape, y.shape)
+        self._x = x  # the caller's array, kept (not copied) for the weight gradient
+        return y
+
+    def _forward_channel_major(self, x, y):
+        """y (N, O, Ho, Wo) (written in place) from x by the channel-major im2col and one
+        GEMM per group (module docstring)."""
+        n, c = x.shape[:2]
+        _, o, ho, wo = y.shape
+        xp = array_module(x)
+        kh, kw = self.kernel_size
         cols = self._columns(x, (ho, wo))
         g = self.groups
-        og, kg, o = self.out_channels // g, c // g * kh * kw, self.out_channels
+        og, kg = o // g, c // g * kh * kw
         y_t = _SHARED.get("y_t", (g, og, n * ho * wo), x.dtype, xp)
-        _matmul(weight.reshape(g, og, kg), cols.reshape(g, kg, n * ho * wo), y_t)  # (O, N*P)
-        y = xp.empty((n, o, ho, wo), dtype=x.dtype)
+        _matmul(self.weight.data.reshape(g, og, kg), cols.reshape(g, kg, n * ho * wo), y_t)  # (O, N*P)
         y_view = y_t.reshape(o, n, ho * wo).transpose(1, 0, 2)
         if self.bias is not None:
             xp.add(y_view, self.bias.data.reshape(1, o, 1), out=y.reshape(n, o, ho * wo))
         else:
             xp.copyto(y.reshape(n, o, ho * wo), y_view)
-        self._cache = (x.shape, y.shape)
-        self._x = x  # the caller's array, kept (not copied) for the weight gradient
-        return y
 
     def _pixel_major(self):
         """Whether forward and weight gradient take the pixel-major chunked path (module
@@ -464,51 +483,75 @@ class Conv2d(Module):
         n, c, h, w = x_shape
         _, o, ho, wo = y_shape
         kh, kw = self.kernel_size
+        xp = array_module(grad_output)
+        x = self._x
+        grad_input = xp.empty(x_shape, dtype=grad_output.dtype) if self.input_grad else None  # NCHW, a new array
+        need_weight = self.weight.requires_grad
+        need_bias = self.bias is not None and self.bias.requires_grad
+        use_transposed = self.input_grad and self._use_transposed(h, w, ho, wo)
+
+        def backward_slice(start, stop):
+            gi = None if grad_input is None else grad_input[start:stop]
+            return self._backward_slice(x[start:stop], grad_output[start:stop], gi, need_weight, need_bias, use_transposed)
+
+        work = 2 * n * c * kh * kw * ho * wo
+        parts = parallel.over_batch(n, work, backward_slice, xp)
+        for dw, db in parts:  # the slices' parameter gradients, summed in slice order
+            if dw is not None:
+                self.weight.grad += dw
+            if db is not None:
+                self.bias.grad += db
+        return grad_input  # None for the network's data input: nobody needs dE/dx
+
+    def _backward_slice(self, x, grad_output, grad_input, need_weight, need_bias, use_transposed):
+        """The backward of one slice of the batch: writes dE/dx into ``grad_input`` (when
+        given) and returns (dE/dW, dE/db) of the slice (weight-shaped views of scratch, or None)."""
+        n, c, h, w = x.shape
+        _, o, ho, wo = grad_output.shape
+        kh, kw = self.kernel_size
         g = self.groups
         og = o // g
         xp = array_module(grad_output)
         pixel_major = self._pixel_major()
-        use_transposed = self.input_grad and self._use_transposed(h, w, ho, wo)
         pm_input_grad = use_transposed and g == 1 and o >= 16 and kh * kw * o >= c
         dy = None
-        if not (pixel_major and (pm_input_grad or not self.input_grad)):
+        if not (pixel_major and (pm_input_grad or grad_input is None)):
             # dE/dy channel-major: (G, Og, N*P)
             dy = _SHARED.get("dy_t", (g, og, n * ho * wo), grad_output.dtype, xp)
             xp.copyto(dy.reshape(o, n, ho, wo), grad_output.transpose(1, 0, 2, 3))
-        if self.weight.requires_grad:
+        dw = db = None
+        if need_weight:
             if pixel_major:
                 # columns recomputed chunk by chunk: shared, not kept per layer
-                dw_t = _pm_weight_grad(self._x, self._pads, grad_output, self.kernel_size, self.stride, self.dilation)
-                self.weight.grad += dw_t.reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
+                dw_t = _pm_weight_grad(x, self._pads, grad_output, self.kernel_size, self.stride, self.dilation)
+                dw = dw_t.reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
             else:
-                self._weight_grad_channel_major(dy, (ho, wo))
-        if self.bias is not None and self.bias.requires_grad:
-            if dy is None:
-                self.bias.grad += grad_output.sum(axis=(0, 2, 3))
-            else:
-                self.bias.grad += dy.reshape(o, n * ho * wo).sum(axis=1)
-        if not self.input_grad:
-            return None  # the network's data input: nobody needs dE/dx
+                dw = self._weight_grad_channel_major(x, dy, (ho, wo))
+        if need_bias:
+            db = grad_output.sum(axis=(0, 2, 3)) if dy is None else dy.reshape(o, n * ho * wo).sum(axis=1)
+        if grad_input is None:
+            return dw, db
         if pm_input_grad:
-            return self._input_grad_pixel_major(grad_output, x_shape)
+            self._input_grad_pixel_major(grad_output, grad_input)
+            return dw, db
         if use_transposed:
-            grad_t = self._input_grad_transposed(dy, x_shape, (ho, wo))
+            grad_t = self._input_grad_transposed(dy, x.shape, (ho, wo))
         else:
-            grad_t = self._input_grad_col2im(dy, x_shape, (ho, wo))
-        grad_input = xp.empty(x_shape, dtype=grad_output.dtype)  # back to NCHW, a new array
+            grad_t = self._input_grad_col2im(dy, x.shape, (ho, wo))
         xp.copyto(grad_input, grad_t.transpose(1, 0, 2, 3))
-        return grad_input
+        return dw, db
 
-    def _weight_grad_channel_major(self, dy, out_size):
-        """dE/dW += from the channel-major columns; ``dy`` is (G, Og, N*P)."""
+    def _weight_grad_channel_major(self, x, dy, out_size):
+        """dE/dW (weight-shaped, a view of scratch) from the channel-major columns of x;
+        ``dy`` is (G, Og, N*P)."""
         ho, wo = out_size
         kh, kw = self.kernel_size
         g = self.groups
         weight = self.weight.data
         og, kg = self.out_channels // g, self.in_channels // g * kh * kw
         xp = array_module(dy)
-        n = self._x.shape[0]
-        cols = self._columns(self._x, (ho, wo))  # recomputed: shared, not kept per layer
+        n = x.shape[0]
+        cols = self._columns(x, (ho, wo))  # recomputed: shared, not kept per layer
         # both operands have the huge inner dimension N*P last; OpenBLAS is ~50x slower
         # on such a product when it has fewer rows than columns, so put the longer side
         # first: (dE/dW)^T = cols @ dy^T when Kg >= Og, else dE/dW = dy @ cols^T
@@ -516,24 +559,22 @@ class Conv2d(Module):
         if kg >= og:
             dw_t = _SHARED.get("dw", (g, kg, og), dy.dtype, xp)
             _matmul(cols3, dy.swapaxes(1, 2), dw_t)
-            self.weight.grad += dw_t.swapaxes(1, 2).reshape(weight.shape)
-        else:
-            dw = _SHARED.get("dw", (g, og, kg), dy.dtype, xp)
-            _matmul(dy, cols3.swapaxes(1, 2), dw)
-            self.weight.grad += dw.reshape(weight.shape)
+            return dw_t.swapaxes(1, 2).reshape(weight.shape)
+        dw = _SHARED.get("dw", (g, og, kg), dy.dtype, xp)
+        _matmul(dy, cols3.swapaxes(1, 2), dw)
+        return dw.reshape(weight.shape)
 
-    def _input_grad_pixel_major(self, grad_output, x_shape):
+    def _input_grad_pixel_major(self, grad_output, grad_input):
         """Stride 1, one group: the 'transposed' input gradient on the pixel-major chunked
         path: dE/dy (N, O, Ho, Wo) padded by dilation*(k-1) - pad, pixel-major, correlated
-        with the flipped kernel as a (kh*kw*O, C) matrix; returns a new NCHW array."""
-        n, c, h, w = x_shape
+        with the flipped kernel as a (kh*kw*O, C) matrix, written into ``grad_input`` (NCHW)."""
+        c = grad_input.shape[1]
         (kh, kw), (dh, dw) = self.kernel_size, self.dilation
         o = self.out_channels
         top, bottom, left, right = self._pads
         xp = array_module(grad_output)
         pads = (dh * (kh - 1) - top, dh * (kh - 1) - bottom, dw * (kw - 1) - left, dw * (kw - 1) - right)
         flipped = xp.ascontiguousarray(self.weight.data[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)).reshape(kh * kw * o, c)
-        grad_input = xp.empty(x_shape, dtype=grad_output.dtype)
         return _pm_conv(grad_output, pads, flipped, grad_input, self.kernel_size, (1, 1), self.dilation, name="pm_grad_padded")
 
     def _use_transposed(self, h, w, ho, wo):

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from .. import parallel
 from ..backend import array_module
 from .base import Module
 from .conv import _check_4d, _offset_slices, _option_str, _pad_into, _pair, _positive_pair, _Scratch, _size_str
@@ -135,13 +136,17 @@ class MaxPool2d(_Pool2d):
         xp = array_module(x)
         padded = _pad_into(self._scratch, "padded", x, self._pads(), fill=-np.inf)
         slices = self._slices((ho, wo))
-        rows, cols = slices[0]
-        if len(slices) == 1:
-            y = padded[:, :, rows, cols].copy()
-        else:
-            y = xp.maximum(padded[:, :, rows, cols], padded[:, :, slices[1][0], slices[1][1]])
-            for rows, cols in slices[2:]:
-                xp.maximum(y, padded[:, :, rows, cols], out=y)
+        n, c = x.shape[:2]
+        y = xp.empty((n, c, ho, wo), dtype=x.dtype)
+
+        def max_slice(start, stop):
+            source, out = padded[start:stop], y[start:stop]
+            (rows, cols), rest = slices[0], slices[1:]
+            xp.copyto(out, source[:, :, rows, cols])
+            for rows, cols in rest:
+                xp.maximum(out, source[:, :, rows, cols], out=out)
+
+        parallel.over_batch(n, padded.size, max_slice, xp)
         self._source, self._y = padded, y
         self._shapes = (x.shape, y.shape)
         return y
@@ -154,22 +159,28 @@ class MaxPool2d(_Pool2d):
         xp = array_module(grad_output)
         source, y = self._source, self._y
         (kh, kw), (ho, wo) = self.kernel_size, grad_output.shape[2:]
+        slices = self._slices((ho, wo))
         tiles = self._tiles(x_shape)
+        ph, pw = self.padding
         if tiles:
             grad_input = xp.empty(x_shape, dtype=grad_output.dtype)
             blocks = grad_input.reshape(n, c, ho, kh, wo, kw)
         else:
-            ph, pw = self.padding
             grad_padded = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad_output.dtype)
-        unrouted = xp.ones(y.shape, dtype=bool)  # windows whose maximum is not yet found
-        for k, (rows, cols) in enumerate(self._slices((ho, wo))):
-            hit = source[:, :, rows, cols] == y
-            hit &= unrouted
-            unrouted ^= hit
-            if tiles:
-                xp.multiply(grad_output, hit, out=blocks[:, :, :, k // kw, :, k % kw])
-            else:
-                grad_padded[:, :, rows, cols] += grad_output * hit
+
+        def route_slice(start, stop):
+            g, src, top = grad_output[start:stop], source[start:stop], y[start:stop]
+            unrouted = xp.ones(top.shape, dtype=bool)  # windows whose maximum is not yet found
+            for k, (rows, cols) in enumerate(slices):
+                hit = src[:, :, rows, cols] == top
+                hit &= unrouted
+                unrouted ^= hit
+                if tiles:
+                    xp.multiply(g, hit, out=blocks[start:stop, :, :, k // kw, :, k % kw])
+                else:
+                    grad_padded[start:stop, :, rows, cols] += g * hit
+
+        parallel.over_batch(n, source.size, route_slice, xp)
         if tiles:
             return grad_input
         if ph or pw:

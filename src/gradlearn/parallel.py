@@ -1,0 +1,148 @@
+"""Batch-parallel layers on the CPU: each core computes a slice of the batch.
+
+NumPy runs an element-wise operation or an array copy on ONE core, and OpenBLAS splits
+each matrix product over all of them. A convolution built from copies (im2col) and
+matrix products therefore leaves the other cores idle during its copies, which are
+most of its time for 16-64 channels. Splitting the *batch* instead lets every step run
+on every core: worker threads (NumPy releases the GIL in copies, ufuncs and matmul)
+each compute the forward or backward of their own slice of samples, with BLAS held to
+one thread each while they do, so the threads do not fight over the cores.
+
+Measured on a 2-core CPU (float32, batch 64, 3x3 convolution with padding 1, forward):
+16->16 at 32x32 17.5 -> 11.3 ms, 32->32 at 32x32 39.6 -> 26.6 ms, 64->64 at 16x16
+23.8 -> 18.5 ms; ReLU backward on 64x32x32x32 3.8 -> 2.3 ms; MaxPool2d(2) forward +
+backward 20.5 -> 11.0 ms. Leaving BLAS at 2 threads inside the workers made the same
+convolution slower than serial (58.6 ms), hence the limit.
+
+The number of workers is the number of threads BLAS is set to use (``OPENBLAS_NUM_THREADS``,
+``OMP_NUM_THREADS``, or the cores), so a process that asked for one BLAS thread (an MPI
+rank, say) stays on one core. Without threadpoolctl (which reads and sets that count) or a
+BLAS it knows, everything runs serially; ``set_num_workers(1)`` does the same by choice.
+Results are the same whichever way it runs, up to the order of float additions where
+slices' parameter gradients are summed.
+
+One parallel section runs at a time: a layer called while one runs (from a worker, or
+from another thread of the user's) is computed serially in its caller's thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+
+import numpy as np
+
+MIN_WORK = 1 << 20  # below this much work per call (elements or multiply-adds), a hand-off costs more than it saves
+
+_section = threading.Lock()  # held while a parallel section runs
+_pool = None  # (ThreadPoolExecutor, its number of threads)
+_blas = None  # threadpoolctl controllers of the BLAS libraries, found once (False: none)
+_num_workers = None  # None: follow BLAS's thread count
+_last_section = -1e9  # time.perf_counter() at the end of the latest parallel section
+RECENT = 0.25  # seconds: BLAS's idle threads spin about 0.1 s after a threaded product
+
+
+def _blas_controllers():
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            controllers = ThreadpoolController().select(user_api="blas").lib_controllers
+        except Exception:  # not installed, or a BLAS it cannot drive
+            controllers = []
+        _blas = controllers or False
+    return _blas
+
+
+def num_workers() -> int:
+    """How many slices a batch-parallel layer splits its batch into (1: serial)."""
+    if _num_workers is not None:
+        return _num_workers
+    controllers = _blas_controllers()
+    if not controllers:
+        return 1
+    return max(1, min(c.num_threads for c in controllers))
+
+
+def set_num_workers(n) -> None:
+    """Fix the number of worker slices (1 turns batch parallelism off); ``None`` follows
+    BLAS's thread count again."""
+    global _num_workers
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"set_num_workers: expected a positive int or None, got {n!r}")
+        if n > 1 and not _blas_controllers():
+            raise RuntimeError(
+                "set_num_workers: batch parallelism needs threadpoolctl and a BLAS it can limit "
+                "(pip install threadpoolctl); without them layers run serially"
+            )
+        n = int(n)
+    _num_workers = n
+
+
+def slices(n: int, parts: int):
+    """``parts`` (start, stop) ranges covering range(n), sizes differing by at most one."""
+    parts = max(1, min(parts, n))
+    base, extra = divmod(n, parts)
+    bounds, start = [], 0
+    for i in range(parts):
+        stop = start + base + (i < extra)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def over_batch(n: int, work: int, fn, xp=np, *, follower: bool = False):
+    """Run ``fn(start, stop)`` over slices of a batch of ``n`` samples and return the
+    results in slice order: in worker threads (BLAS limited to one thread each; the
+    calling thread computes the first slice) when there are several workers, ``work``
+    (elements touched, roughly) is at least MIN_WORK, the arrays are NumPy's and no
+    parallel section is already running; else as one call ``fn(0, n)``. A ``follower``
+    section (one that runs here only because others did, see ``recently_active``) does
+    not itself count as recent activity, so a network without such layers goes back to
+    BLAS's threads."""
+    workers = num_workers()
+    if workers < 2 or n < 2 or work < MIN_WORK or xp is not np or not _section.acquire(blocking=False):
+        return [fn(0, n)]
+    bounds = slices(n, workers)
+    pool = _get_pool(workers)
+    controllers = _blas_controllers()
+    previous = [c.num_threads for c in controllers]
+    futures = []
+    try:
+        for c in controllers:
+            c.set_num_threads(1)
+        futures = [pool.submit(fn, start, stop) for start, stop in bounds[1:]]
+        first = fn(*bounds[0])
+    finally:
+        wait(futures)  # every slice is done before BLAS gets its threads back
+        for c, count in zip(controllers, previous):
+            c.set_num_threads(count)
+        _section.release()
+        if not follower:
+            _mark_section()
+    return [first] + [f.result() for f in futures]
+
+
+def _mark_section():
+    global _last_section
+    _last_section = time.perf_counter()
+
+
+def recently_active() -> bool:
+    """Whether a parallel section ended within the last RECENT seconds: the network being
+    trained runs on the workers, so a layer that could go either way (a matrix product on
+    BLAS's threads or on the workers) should stay on the workers. One BLAS-threaded
+    product leaves BLAS's threads spinning for ~0.1 s, taking the workers' cores."""
+    return time.perf_counter() - _last_section < RECENT
+
+
+def _get_pool(workers):
+    """The worker threads (``workers - 1``: the caller computes one slice); only called
+    inside a section, so never by two threads at once."""
+    global _pool
+    if _pool is None or _pool[1] < workers - 1:
+        _pool = (ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="gradlearn-batch"), workers - 1)
+    return _pool[0]

@@ -1,0 +1,157 @@
+"""gradlearn.parallel: layers split their batch over worker threads, and the results are
+those of the serial computation.
+
+Each test runs a layer twice on the same data, once with ``set_num_workers(1)`` (serial)
+and once with two workers, and checks that the second run really used a worker thread.
+"""
+
+import threading
+
+import numpy as np
+import pytest
+
+import gradlearn as gl
+from gradlearn import parallel
+
+needs_blas_control = pytest.mark.skipif(
+    not parallel._blas_controllers(), reason="threadpoolctl cannot limit this BLAS: layers run serially"
+)
+
+
+@pytest.fixture
+def workers(monkeypatch):
+    """Small test inputs go parallel too; the default worker count comes back afterwards."""
+    monkeypatch.setattr(parallel, "MIN_WORK", 1)
+    yield
+    parallel.set_num_workers(None)
+
+
+def _threads_used(monkeypatch):
+    """Record the names of the threads that run any slice of a parallel section."""
+    names = set()
+    original = parallel.over_batch
+
+    def recording(n, work, fn, xp=np, **kw):
+        def wrapped(start, stop):
+            names.add(threading.current_thread().name)
+            return fn(start, stop)
+
+        return original(n, work, wrapped, xp, **kw)
+
+    monkeypatch.setattr(parallel, "over_batch", recording)
+    return names
+
+
+def _run(module, x, grad):
+    module.zero_grad()
+    y = module(x)
+    gx = module.backward(grad)
+    return y.copy(), None if gx is None else gx.copy(), [p.grad.copy() for p in module.parameters()]
+
+
+def _serial_and_parallel(module, x, monkeypatch):
+    rng = np.random.default_rng(1)
+    parallel.set_num_workers(1)
+    y = module(x)
+    grad = rng.standard_normal(y.shape).astype(x.dtype)
+    serial = _run(module, x, grad)
+    parallel.set_num_workers(2)
+    names = _threads_used(monkeypatch)
+    par = _run(module, x, grad)
+    return serial, par, names
+
+
+LAYERS = {
+    "conv pixel-major": (lambda: gl.Conv2d(16, 16, 3, padding=1), (6, 16, 12, 12)),
+    "conv channel-major": (lambda: gl.Conv2d(3, 8, 5, padding=2), (5, 3, 16, 16)),
+    "conv col2im input gradient": (lambda: gl.Conv2d(4, 8, 3, stride=2, padding=1), (6, 4, 20, 20)),
+    "relu": (gl.ReLU, (5, 7, 3)),
+    "maxpool tiling": (lambda: gl.MaxPool2d(2), (8, 16, 32, 32)),
+    "maxpool overlapping, padded": (lambda: gl.MaxPool2d(3, stride=2, padding=1), (8, 16, 32, 32)),
+}
+
+
+@needs_blas_control
+@pytest.mark.parametrize("name", LAYERS)
+def test_two_workers_give_the_serial_result(name, workers, monkeypatch):
+    make, shape = LAYERS[name]
+    module = make()
+    module.to(np.float64)
+    x = np.random.default_rng(0).standard_normal(shape)
+    if "maxpool" in name:
+        x = np.maximum(x, 0)  # ReLU'd input: many tied windows, each gradient to ONE input
+    (y1, g1, p1), (y2, g2, p2), names = _serial_and_parallel(module, x, monkeypatch)
+    assert any(n.startswith("gradlearn-batch") for n in names), names
+    np.testing.assert_allclose(y2, y1, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(g2, g1, rtol=1e-12, atol=1e-12)
+    for a, b in zip(p2, p1):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)  # slices summed in another order
+
+
+@needs_blas_control
+def test_a_linear_head_follows_the_workers_and_an_mlp_stays_on_blas(workers, monkeypatch):
+    parallel.set_num_workers(2)
+    head = gl.Linear(64, 16)
+    x = np.random.default_rng(0).standard_normal((8, 64)).astype(np.float32)
+    monkeypatch.setattr(parallel, "_last_section", -1e9)  # nothing ran on the workers lately
+    assert not head._batch_parallel(8)
+    expected = head(x)
+    gl.ReLU()(np.ones((8, 4), np.float32))  # a parallel section
+    assert parallel.recently_active() and head._batch_parallel(8)
+    np.testing.assert_allclose(head(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_slices_cover_the_batch():
+    assert parallel.slices(5, 2) == [(0, 3), (3, 5)]
+    assert parallel.slices(1, 4) == [(0, 1)]
+    assert parallel.slices(8, 3) == [(0, 3), (3, 6), (6, 8)]
+
+
+def test_small_work_runs_serially_in_the_caller():
+    calls = []
+    parallel.over_batch(64, 10, lambda a, b: calls.append((a, b, threading.current_thread().name)))
+    assert calls == [(0, 64, threading.current_thread().name)]
+
+
+@needs_blas_control
+def test_blas_threads_are_restored_after_a_section_even_when_a_slice_fails(workers):
+    parallel.set_num_workers(2)
+    before = [c.num_threads for c in parallel._blas_controllers()]
+
+    def fail(start, stop):
+        if start:
+            raise ValueError("bad slice")
+
+    with pytest.raises(ValueError, match="bad slice"):
+        parallel.over_batch(8, parallel.MIN_WORK, fail)
+    assert [c.num_threads for c in parallel._blas_controllers()] == before
+
+
+@needs_blas_control
+def test_layers_called_from_two_threads_at_once_are_right_and_restore_blas(workers):
+    parallel.set_num_workers(2)
+    before = [c.num_threads for c in parallel._blas_controllers()]
+    conv = gl.Conv2d(16, 16, 3, padding=1)
+    xs = [np.random.default_rng(i).standard_normal((4, 16, 8, 8)).astype(np.float32) for i in range(2)]
+    expected = [conv.copy()(x) for x in xs]
+    results = [[] for _ in xs]
+
+    def user_thread(i):
+        for _ in range(20):
+            results[i].append(conv.copy()(xs[i]))
+
+    threads = [threading.Thread(target=user_thread, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, x in enumerate(xs):
+        for y in results[i]:
+            np.testing.assert_allclose(y, expected[i], rtol=1e-5, atol=1e-5)
+    assert [c.num_threads for c in parallel._blas_controllers()] == before
+
+
+def test_set_num_workers_rejects_bad_values(workers):
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="positive int or None"):
+            parallel.set_num_workers(bad)
