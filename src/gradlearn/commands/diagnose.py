@@ -311,7 +311,7 @@ def add_profile_command(commands) -> None:
                     "random batch; print a table sorted by time, so the slow layer is obvious.",
     )  # fmt: skip
     _add_model_options(sub, 32)
-    sub.add_argument("--repeat", type=int, default=5, metavar="N", help="measured steps, after one warm-up step (default 5)")
+    sub.add_argument("--repeat", type=int, default=5, metavar="N", help="measured steps, after three warm-up steps (default 5)")
     sub.set_defaults(run=run_profile, subparser=sub)
 
 

@@ -119,14 +119,15 @@ def _model_dtype(model):
     return np.dtype(np.float32)
 
 
-def profile(model, input_shape, batch_size: int = 32, repeat: int = 5, *, warmup: int = 1, seed: int = 0,
+def profile(model, input_shape, batch_size: int = 32, repeat: int = 5, *, warmup: int = 3, seed: int = 0,
             print_table: bool = False, file=None) -> ProfileReport:  # fmt: skip
     """Time every leaf module's forward and backward on a copy of ``model``.
 
     Args:
         input_shape: the shape of one input sample, e.g. (1, 28, 28) or (784,).
         batch_size: the batch of the measured steps (default 32).
-        repeat: measured steps (default 5); ``warmup`` unmeasured steps before (default 1).
+        repeat: measured steps (default 5); ``warmup`` unmeasured steps before (default 3:
+            on a 2-core CPU the first steps of LeNet-5 took up to 3x the steady time).
         seed: seeds the random input and output gradient.
         print_table: print :meth:`ProfileReport.table` to ``file`` (default sys.stdout).
 
