@@ -68,6 +68,8 @@ LAYERS = {
     "relu": (gl.ReLU, (5, 7, 3)),
     "maxpool tiling": (lambda: gl.MaxPool2d(2), (8, 16, 32, 32)),
     "maxpool overlapping, padded": (lambda: gl.MaxPool2d(3, stride=2, padding=1), (8, 16, 32, 32)),
+    "batchnorm training (slices of channels)": (lambda: gl.BatchNorm2d(6), (4, 6, 5, 5)),
+    "batchnorm evaluation": (lambda: gl.BatchNorm2d(6).eval(), (4, 6, 5, 5)),
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import parallel
 from ..backend import array_module, resolve_dtype
 from ..parameter import Parameter
 from .base import Module
@@ -36,7 +37,8 @@ class _BatchNorm(Module):
     (gamma / sigma) + beta; sum(dE/dy * xhat) = sum(dE/dy * (x - mu)) / sigma), and the
     per-channel sums of products (the variance and sum(dE/dy * xhat)) are length-L dot
     products (a stacked matmul) with no product array: on 64x16x32x32 float32 (2-core CPU)
-    forward 5.5 -> 3.9 ms, backward 5.5 -> 4.6 ms.
+    forward 5.5 -> 3.9 ms, backward 5.5 -> 4.6 ms. Large inputs are computed in slices of
+    channels on all cores (``gradlearn.parallel``); a channel's arithmetic is the same either way.
 
     State (PyTorch's names): ``weight`` (gamma, ones) and ``bias`` (beta, zeros) when
     ``affine``; buffers ``running_mean`` (zeros), ``running_var`` (ones) and
@@ -123,30 +125,35 @@ class _BatchNorm(Module):
         n, c, length = x3.shape
         count = n * length
         use_batch = self.training or not self.track_running_stats
-        if use_batch:
-            if count <= 1:
-                raise self.error(
-                    "forward",
-                    f"expected more than 1 value per channel when training, got input shape {tuple(x.shape)}",
-                )
-            mean = self._channel_sum(x3) * (1.0 / count)
-            centred = x3 - mean[None, :, None]
-            var = self._channel_dot(centred, centred) * (1.0 / count)
-            inv_std = 1.0 / xp.sqrt(var + self.eps)
-            if self.training and self.track_running_stats:
-                self._update_running(mean, var, count)
-            mode = "batch"
-        else:
-            inv_std = 1.0 / xp.sqrt(self.running_var + self.eps)
-            centred = x3 - self.running_mean[None, :, None]
-            mode = "running"
+        if use_batch and count <= 1:
+            raise self.error(
+                "forward",
+                f"expected more than 1 value per channel when training, got input shape {tuple(x.shape)}",
+            )
+        centred = xp.empty(x3.shape, dtype=x.dtype)
+        y = xp.empty(x3.shape, dtype=x.dtype)
+        mean = xp.empty(c, dtype=x.dtype) if use_batch else self.running_mean
+        var = xp.empty(c, dtype=x.dtype) if use_batch else self.running_var
+        inv_std = xp.empty(c, dtype=x.dtype)
+
+        def normalise_channels(c0, c1):  # every statistic is per channel
+            xs, cs = x3[:, c0:c1], centred[:, c0:c1]
+            if use_batch:
+                mean[c0:c1] = self._channel_sum(xs) * (1.0 / count)
+            np.subtract(xs, mean[None, c0:c1, None], out=cs)
+            if use_batch:
+                var[c0:c1] = self._channel_dot(cs, cs) * (1.0 / count)
+            inv_std[c0:c1] = 1.0 / xp.sqrt(var[c0:c1] + self.eps)
+            scale = inv_std[c0:c1] * self.weight.data[c0:c1] if self.affine else inv_std[c0:c1]
+            np.multiply(cs, scale[None, :, None], out=y[:, c0:c1])
+            if self.affine:
+                y[:, c0:c1] += self.bias.data[None, c0:c1, None]
+
+        parallel.over_batch(c, 4 * x.size, normalise_channels, xp)  # slices of channels, on the cores
+        if self.training and self.track_running_stats:
+            self._update_running(mean, var, count)
         # the cache keeps x - mu and 1/sigma (xhat = centred * inv_std is never formed)
-        self._cache = (mode, centred, inv_std, count, x.shape)
-        if self.affine:
-            y = centred * (self.weight.data * inv_std)[None, :, None]
-            y += self.bias.data[None, :, None]
-        else:
-            y = centred * inv_std[None, :, None]
+        self._cache = ("batch" if use_batch else "running", centred, inv_std, count, x.shape)
         return y.reshape(x.shape)
 
     def _update_running(self, mean, var, count):
@@ -165,24 +172,33 @@ class _BatchNorm(Module):
         self.check_grad(grad_output, None if cache is None else cache[4])
         mode, centred, inv_std, count, shape = cache
         dy = self._as3d(grad_output)
+        xp = array_module(grad_output)
+        c = dy.shape[1]
         need_sums = mode == "batch" or (self.affine and (self.weight.requires_grad or self.bias.requires_grad))
-        if need_sums:
-            sum_dy = self._channel_sum(dy)
-            sum_dy_xhat = self._channel_dot(dy, centred) * inv_std
+        sum_dy = xp.empty(c, dtype=dy.dtype)
+        sum_dy_xhat = xp.empty(c, dtype=dy.dtype)
+        grad_input = xp.empty(dy.shape, dtype=dy.dtype)
+
+        def grad_channels(c0, c1):  # every sum is per channel
+            dys, cs, inv = dy[:, c0:c1], centred[:, c0:c1], inv_std[c0:c1]
+            if need_sums:
+                sum_dy[c0:c1] = self._channel_sum(dys)
+                sum_dy_xhat[c0:c1] = self._channel_dot(dys, cs) * inv
+            scale = self.weight.data[c0:c1] * inv if self.affine else inv
+            gi = grad_input[:, c0:c1]
+            if mode == "batch":
+                np.subtract(dys, (sum_dy[c0:c1] * (1.0 / count))[None, :, None], out=gi)
+                gi -= cs * (sum_dy_xhat[c0:c1] * inv * (1.0 / count))[None, :, None]
+                gi *= scale[None, :, None]
+            else:
+                np.multiply(dys, scale[None, :, None], out=gi)
+
+        parallel.over_batch(c, 4 * dy.size, grad_channels, xp)  # slices of channels, on the cores
         if self.affine:
             if self.weight.requires_grad:
                 self.weight.grad += sum_dy_xhat
             if self.bias.requires_grad:
                 self.bias.grad += sum_dy
-            scale = self.weight.data * inv_std
-        else:
-            scale = inv_std
-        if mode == "batch":
-            grad_input = dy - (sum_dy * (1.0 / count))[None, :, None]
-            grad_input -= centred * (sum_dy_xhat * inv_std * (1.0 / count))[None, :, None]
-            grad_input *= scale[None, :, None]
-        else:
-            grad_input = dy * scale[None, :, None]
         return grad_input.reshape(shape)
 
     def extra_repr(self):
