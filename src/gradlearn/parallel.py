@@ -17,7 +17,8 @@ convolution slower than serial (58.6 ms), hence the limit.
 The number of workers is the number of threads BLAS is set to use (``OPENBLAS_NUM_THREADS``,
 ``OMP_NUM_THREADS``, or the cores), so a process that asked for one BLAS thread (an MPI
 rank, say) stays on one core. Without threadpoolctl (which reads and sets that count) or a
-BLAS it knows, everything runs serially; ``set_num_workers(1)`` does the same by choice.
+BLAS it knows, everything runs serially; ``set_num_workers(1)`` or the environment
+variable ``GRADLEARN_NUM_WORKERS=1`` does the same by choice.
 Results are the same whichever way it runs, up to the order of float additions where
 slices' parameter gradients are summed.
 
@@ -27,6 +28,7 @@ from another thread of the user's) is computed serially in its caller's thread.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -57,13 +59,26 @@ def _blas_controllers():
 
 
 def num_workers() -> int:
-    """How many slices a batch-parallel layer splits its batch into (1: serial)."""
+    """How many slices a batch-parallel layer splits its batch into (1: serial):
+    ``set_num_workers``'s value, else the environment variable GRADLEARN_NUM_WORKERS,
+    else BLAS's thread count."""
     if _num_workers is not None:
         return _num_workers
+    if _env_workers is not None:
+        return _env_workers
     controllers = _blas_controllers()
     if not controllers:
         return 1
     return max(1, min(c.num_threads for c in controllers))
+
+
+def _read_env_workers():
+    value = os.environ.get("GRADLEARN_NUM_WORKERS", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"GRADLEARN_NUM_WORKERS must be a positive integer, got {value!r}")
+    return int(value) if _blas_controllers() or int(value) == 1 else 1
 
 
 def set_num_workers(n) -> None:
@@ -99,29 +114,38 @@ def over_batch(n: int, work: int, fn, xp=np, *, follower: bool = False):
     results in slice order: in worker threads (BLAS limited to one thread each; the
     calling thread computes the first slice) when there are several workers, ``work``
     (elements touched, roughly) is at least MIN_WORK, the arrays are NumPy's and no
-    parallel section is already running; else as one call ``fn(0, n)``. A ``follower``
+    parallel section is already running; else as one call ``fn(0, n)``, with BLAS held to
+    one thread when the workers were ``recently_active`` (so that a small layer does not
+    wake BLAS's threads, which would then spin on the workers' cores). A ``follower``
     section (one that runs here only because others did, see ``recently_active``) does
     not itself count as recent activity, so a network without such layers goes back to
     BLAS's threads."""
     workers = num_workers()
-    if workers < 2 or n < 2 or work < MIN_WORK or xp is not np or not _section.acquire(blocking=False):
+    if workers < 2 or xp is not np or not _section.acquire(blocking=False):
         return [fn(0, n)]
-    bounds = slices(n, workers)
-    pool = _get_pool(workers)
+    if n < 2 or work < MIN_WORK:
+        if not recently_active():
+            _section.release()
+            return [fn(0, n)]
+        bounds = [(0, n)]  # too small to split, but kept off BLAS's threads (see recently_active)
+    else:
+        bounds = slices(n, workers)
     controllers = _blas_controllers()
     previous = [c.num_threads for c in controllers]
     futures = []
     try:
         for c in controllers:
             c.set_num_threads(1)
-        futures = [pool.submit(fn, start, stop) for start, stop in bounds[1:]]
+        if len(bounds) > 1:
+            pool = _get_pool(workers)
+            futures = [pool.submit(fn, start, stop) for start, stop in bounds[1:]]
         first = fn(*bounds[0])
     finally:
         wait(futures)  # every slice is done before BLAS gets its threads back
         for c, count in zip(controllers, previous):
             c.set_num_threads(count)
         _section.release()
-        if not follower:
+        if not follower and len(bounds) > 1:
             _mark_section()
     return [first] + [f.result() for f in futures]
 
@@ -146,3 +170,6 @@ def _get_pool(workers):
     if _pool is None or _pool[1] < workers - 1:
         _pool = (ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="gradlearn-batch"), workers - 1)
     return _pool[0]
+
+
+_env_workers = _read_env_workers()

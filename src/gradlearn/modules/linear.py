@@ -47,23 +47,23 @@ class Linear(Module):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise self.error("forward", f"expected input (N, {self.in_features}), got {tuple(x.shape)}")
         self.x = x
-        if self._batch_parallel(x.shape[0]):
+        if self._batch_parallel():
             return self._forward_parallel(x)
         y = x @ weight.T
         if self.bias is not None:
             y += self.bias.data
         return y
 
-    def _batch_parallel(self, n):
-        """Whether this call runs on ``gradlearn.parallel``'s worker threads instead of
-        BLAS's: when other layers of the network have just run there
-        (``parallel.recently_active``) and there is enough work. Measured on a 2-core CPU:
-        an MLP's own layers (784 -> 512, batch 128) are faster on BLAS's threads (1.1 ms
-        against 1.4 ms forward), so an MLP stays there; but after convolutions that ran on
-        the workers, one BLAS-threaded product leaves BLAS's threads spinning for ~0.1 s
-        and the convolutions' workers lose their core (W3 training 251 -> 197 samples/s
-        with the head on BLAS's threads)."""
-        return n * self.in_features * self.out_features >= parallel.MIN_WORK and parallel.recently_active()
+    def _batch_parallel(self):
+        """Whether this call goes through ``gradlearn.parallel`` instead of BLAS's threads:
+        when other layers of the network have just run there (``parallel.recently_active``);
+        it then splits the batch over the workers when the product is large, and runs it on
+        one BLAS thread when small. Measured on a 2-core CPU: an MLP's own layers (784 ->
+        512, batch 128) are faster on BLAS's threads (1.1 ms against 1.4 ms forward), so an
+        MLP stays there; but after convolutions that ran on the workers, one BLAS-threaded
+        product leaves BLAS's threads spinning for ~0.1 s and the convolutions' workers
+        lose their core (W3 training 251 -> 197 samples/s with the head on BLAS's threads)."""
+        return parallel.recently_active()
 
     def _forward_parallel(self, x):
         n = x.shape[0]
@@ -77,14 +77,14 @@ class Linear(Module):
             if bias is not None:
                 y[start:stop] += bias
 
-        parallel.over_batch(n, parallel.MIN_WORK, forward_slice, xp, follower=True)
+        parallel.over_batch(n, n * self.in_features * self.out_features, forward_slice, xp, follower=True)
         return y
 
     def backward(self, grad_output):
         x = self.x
         self.check_grad(grad_output, None if x is None else (x.shape[0], self.out_features))
         xp = array_module(grad_output)
-        parallel_ok = self._batch_parallel(x.shape[0])
+        parallel_ok = self._batch_parallel()
         if self.weight.requires_grad:
             # dE/dW = dE/dy^T @ x. For very long batches (the GEMM's inner dimension) it is
             # computed with the longer side as the product's rows, as OpenBLAS's sgemm is much
@@ -96,7 +96,7 @@ class Linear(Module):
                 def weight_grad_slice(start, stop):  # rows of dE/dW: output features
                     grad_w[start:stop] += grad_output[:, start:stop].T @ x
 
-                parallel.over_batch(self.out_features, parallel.MIN_WORK, weight_grad_slice, xp, follower=True)
+                parallel.over_batch(self.out_features, x.size * self.out_features, weight_grad_slice, xp, follower=True)
             elif x.shape[0] >= 4096 and self.in_features >= self.out_features:
                 self.weight.grad += (x.T @ grad_output).T
             else:
@@ -113,7 +113,7 @@ class Linear(Module):
         def input_grad_slice(start, stop):  # rows of the batch
             xp.matmul(grad_output[start:stop], weight, out=grad_input[start:stop])
 
-        parallel.over_batch(x.shape[0], parallel.MIN_WORK, input_grad_slice, xp, follower=True)
+        parallel.over_batch(x.shape[0], x.size * self.out_features, input_grad_slice, xp, follower=True)
         return grad_input
 
     def extra_repr(self):
