@@ -6,6 +6,7 @@ and once with two workers, and checks that the second run really used a worker t
 """
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -90,14 +91,21 @@ def test_two_workers_give_the_serial_result(name, workers, monkeypatch):
 
 
 @needs_blas_control
-def test_a_conv_with_few_input_channels_runs_whole_in_the_caller(workers, monkeypatch):
-    """Below 16 input channels the hand-offs cost what the second core saves."""
+def test_a_conv_with_few_input_channels_splits_only_after_layers_that_did(workers, monkeypatch):
+    """Below 16 input channels (LeNet-5) the hand-offs cost what the second core saves,
+    unless the rest of the network runs on the workers anyway (an RGB input layer)."""
     module = gl.Conv2d(3, 8, 5, padding=2).to(np.float64)
     x = np.random.default_rng(0).standard_normal((5, 3, 16, 16))
-    (y1, g1, p1), (y2, g2, p2), names = _serial_and_parallel(module, x, monkeypatch)
+    monkeypatch.setattr(parallel, "_last_section", -1e9)  # nothing ran on the workers lately
+    (y1, g1, _), (y2, g2, _), names = _serial_and_parallel(module, x, monkeypatch)
     assert names == {threading.current_thread().name}
     np.testing.assert_array_equal(y2, y1)
     np.testing.assert_array_equal(g2, g1)
+    monkeypatch.setattr(parallel, "_last_section", time.perf_counter() + 60)  # the workers are active
+    (y1, g1, _), (y2, g2, _), names = _serial_and_parallel(module, x, monkeypatch)
+    assert any(n.startswith("gradlearn-batch") for n in names), names
+    np.testing.assert_allclose(y2, y1, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(g2, g1, rtol=1e-12, atol=1e-12)
 
 
 @needs_blas_control

@@ -117,9 +117,12 @@ def over_batch(n: int, work: int, fn, xp=np, *, follower: bool = False):
     parallel section is already running; else as one call ``fn(0, n)``, with BLAS held to
     one thread when the workers were ``recently_active`` (so that a small layer does not
     wake BLAS's threads, which would then spin on the workers' cores). A ``follower``
-    section (one that runs here only because others did, see ``recently_active``) does
-    not itself count as recent activity, so a network without such layers goes back to
-    BLAS's threads."""
+    (a layer that gains from the workers only when the rest of the network uses them, see
+    ``recently_active``) runs as one plain call ``fn(0, n)`` unless the workers are
+    recently active, and does not itself count as activity, so a network made only of
+    followers stays on BLAS's threads."""
+    if follower and not recently_active():
+        return [fn(0, n)]
     workers = num_workers()
     if workers < 2 or xp is not np or not _section.acquire(blocking=False):
         return [fn(0, n)]
