@@ -211,6 +211,7 @@ def _wait(requests, timeout, comm, what):
                 file=sys.stderr,
                 flush=True,
             )
+            _let_the_launcher_forward_output()
             comm.Abort(1)
         time.sleep(0.0002)
 
@@ -741,7 +742,15 @@ def _report_and_abort(comm, exc_type, exc, tb, code=1):
         print(f"gradlearn: rank {me} failed: {detail}", file=sys.stderr, flush=True)
     finally:
         if comm is not None and comm.Get_size() > 1:
+            _let_the_launcher_forward_output()
             comm.Abort(code)
+
+
+def _let_the_launcher_forward_output(seconds=0.5):
+    """Pause before MPI_Abort: the launcher forwards a rank's stderr through its proxy,
+    and the teardown that Abort starts could drop a message still on its way (about 1 run
+    in 10 lost rank 0's deadline message in tests/test_distributed.py)."""
+    time.sleep(seconds)
 
 
 def install_excepthook(comm=None) -> None:
