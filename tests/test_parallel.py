@@ -171,6 +171,23 @@ def test_layers_called_from_two_threads_at_once_are_right_and_restore_blas(worke
     assert [c.num_threads for c in parallel._blas_controllers()] == before
 
 
+@needs_blas_control
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_computes_with_its_own_workers(workers):
+    """A child forked after the pool started (multiprocessing's default on Linux) would
+    otherwise wait forever for threads that do not exist in it."""
+    import multiprocessing
+
+    parallel.set_num_workers(2)
+    conv = gl.Conv2d(16, 16, 3, padding=1)
+    x = np.random.default_rng(0).standard_normal((4, 16, 8, 8)).astype(np.float32)
+    expected = conv(x)  # the parent's pool is running now
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        result = pool.apply_async(conv, (x,)).get(timeout=60)
+    np.testing.assert_allclose(result, expected, rtol=1e-6, atol=1e-6)
+
+
 def test_set_num_workers_rejects_bad_values(workers):
     for bad in (0, -1, 1.5, "2", True):
         with pytest.raises(ValueError, match="positive int or None"):

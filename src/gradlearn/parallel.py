@@ -176,3 +176,15 @@ def _get_pool(workers):
 
 
 _env_workers = _read_env_workers()
+
+
+def _after_fork_in_child():
+    """A forked child (a user's multiprocessing worker) has none of the parent's threads:
+    it starts a pool of its own, and a section the parent held at the fork is not its."""
+    global _pool, _section
+    _pool = None
+    _section = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
