@@ -19,8 +19,11 @@ The number of workers is the number of threads BLAS is set to use (``OPENBLAS_NU
 rank, say) stays on one core. Without threadpoolctl (which reads and sets that count) or a
 BLAS it knows, everything runs serially; ``set_num_workers(1)`` or the environment
 variable ``GRADLEARN_NUM_WORKERS=1`` does the same by choice.
-Results are the same whichever way it runs, up to the order of float additions where
-slices' parameter gradients are summed.
+Results are the same whichever way it runs, up to float rounding: the order in which
+slices' parameter gradients are summed, and OpenBLAS, which rounds some products
+differently on one thread than on two (e.g. 128x784 @ 784x512). Because the
+``follower`` choice below depends on timing, two runs of a network that splits can differ
+at that level; ``GRADLEARN_NUM_WORKERS=1`` makes runs bit-identical.
 
 Which layers split: Conv2d's pixel-major path (16+ input channels), BatchNorm (in slices
 of channels), and large ReLU and MaxPool2d calls. After any BLAS-threaded product, BLAS's
