@@ -15,3 +15,13 @@ def assert_close(actual, expected, rtol, what=""):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def workers_idle(monkeypatch):
+    """Every test starts with gradlearn.parallel's workers idle, so that whether a layer
+    follows them onto the cores (a timing-based choice) never carries over from the test
+    before."""
+    from gradlearn import parallel
+
+    monkeypatch.setattr(parallel, "_last_section", -1e9)
