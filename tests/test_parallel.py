@@ -109,6 +109,27 @@ def test_a_conv_with_few_input_channels_splits_only_after_layers_that_did(worker
 
 
 @needs_blas_control
+def test_slices_that_share_a_worker_thread_keep_their_own_gradients(workers, monkeypatch):
+    """With more workers than pool threads free, one thread may run two slices in a row
+    and reuse its scratch: a slice's weight gradient must not be a view of it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    one_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradlearn-batch")
+    monkeypatch.setattr(parallel, "_get_pool", lambda workers: one_thread)
+    module = gl.Conv2d(16, 8, 3, padding=1).to(np.float64)
+    x = np.random.default_rng(0).standard_normal((6, 16, 8, 8))
+    parallel.set_num_workers(1)
+    y = module(x)
+    grad = np.random.default_rng(1).standard_normal(y.shape)
+    serial = _run(module, x, grad)
+    parallel.set_num_workers(3)  # slices 2 and 3 both run on the one pool thread
+    split = _run(module, x, grad)
+    one_thread.shutdown()
+    for a, b in zip(split[2], serial[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+
+
+@needs_blas_control
 def test_a_linear_head_follows_the_workers_and_an_mlp_stays_on_blas(workers, monkeypatch):
     parallel.set_num_workers(2)
     head = gl.Linear(64, 16)

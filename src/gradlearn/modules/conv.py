@@ -506,7 +506,7 @@ class Conv2d(Module):
 
     def _backward_slice(self, x, grad_output, grad_input, need_weight, need_bias, use_transposed):
         """The backward of one slice of the batch: writes dE/dx into ``grad_input`` (when
-        given) and returns (dE/dW, dE/db) of the slice (weight-shaped views of scratch, or None)."""
+        given) and returns (dE/dW, dE/db) of the slice (new arrays, or None)."""
         n, c, h, w = x.shape
         _, o, ho, wo = grad_output.shape
         kh, kw = self.kernel_size
@@ -521,13 +521,13 @@ class Conv2d(Module):
             dy = _SHARED.get("dy_t", (g, og, n * ho * wo), grad_output.dtype, xp)
             xp.copyto(dy.reshape(o, n, ho, wo), grad_output.transpose(1, 0, 2, 3))
         dw = db = None
-        if need_weight:
+        if need_weight:  # copied out of the scratch, which the thread's next slice may reuse
             if pixel_major:
                 # columns recomputed chunk by chunk: shared, not kept per layer
                 dw_t = _pm_weight_grad(x, self._pads, grad_output, self.kernel_size, self.stride, self.dilation)
-                dw = dw_t.reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
+                dw = dw_t.reshape(kh, kw, c, o).transpose(3, 2, 0, 1).copy()
             else:
-                dw = self._weight_grad_channel_major(x, dy, (ho, wo))
+                dw = self._weight_grad_channel_major(x, dy, (ho, wo)).copy()
         if need_bias:
             db = grad_output.sum(axis=(0, 2, 3)) if dy is None else dy.reshape(o, n * ho * wo).sum(axis=1)
         if grad_input is None:
