@@ -62,7 +62,9 @@ class Linear(Module):
         512, batch 128) are faster on BLAS's threads (1.1 ms against 1.4 ms forward), so an
         MLP stays there; but after convolutions that ran on the workers, one BLAS-threaded
         product leaves BLAS's threads spinning for ~0.1 s and the convolutions' workers
-        lose their core (W3 training 251 -> 197 samples/s with the head on BLAS's threads)."""
+        lose their core (W3 training 251 -> 197 samples/s with the head on BLAS's threads).
+        The plain products stay beside the sliced ones because routing every call through
+        ``over_batch`` cost a tiny MLP (2-64-64-2, batch 32) about 10% per step."""
         return parallel.recently_active()
 
     def _forward_parallel(self, x):
