@@ -34,6 +34,24 @@ def test_max_pool_tie_goes_to_the_first_maximum_in_row_major_order():
     np.testing.assert_array_equal(pool.backward(np.ones((1, 1, 1, 1), np.float32)), [[[[0, 1], [0, 0]]]])
 
 
+@pytest.mark.parametrize("kernel", [2, 3, (2, 3), (3, 1)])
+def test_max_pool_tiling_windows_route_to_the_first_maximum_in_row_major_order(kernel):
+    """Tiling windows take the separable path (column maxima, then row maxima); with many
+    ties (small integers, as after a ReLU) the gradient still goes to each window's first
+    maximum in row-major order: the argmax of the flattened window."""
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    n, c, ho, wo = 3, 4, 5, 4
+    x = np.random.default_rng(3).integers(0, 3, (n, c, ho * kh, wo * kw)).astype(np.float32)
+    pool = gl.MaxPool2d(kernel)
+    y = pool(x)
+    windows = x.reshape(n, c, ho, kh, wo, kw).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho, wo, kh * kw)
+    np.testing.assert_array_equal(y, windows.max(axis=-1))
+    g = np.random.default_rng(4).uniform(1, 2, y.shape).astype(np.float32)
+    one_hot = np.arange(kh * kw) == windows.argmax(axis=-1)[..., None]  # first maximum
+    expected = (one_hot * g[..., None]).reshape(n, c, ho, wo, kh, kw).transpose(0, 1, 2, 4, 3, 5)
+    np.testing.assert_array_equal(pool.backward(g), expected.reshape(x.shape))
+
+
 def test_max_pool_padding_is_minus_infinity():
     x = -np.arange(1, 10, dtype=np.float32).reshape(1, 1, 3, 3)  # all negative: zero padding would win
     y = gl.MaxPool2d(3, stride=1, padding=1)(x)

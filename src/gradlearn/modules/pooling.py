@@ -129,15 +129,28 @@ class MaxPool2d(_Pool2d):
     offset in row-major order, the first input equal to its window's maximum. On a
     2-core CPU this measured 9 + 24 ms against 51 + 9 ms for tracking argmax indices in
     the forward (2x2 on 64x32x32x32, float32).
+
+    When the windows tile the input (kernel == stride, no padding, sizes divisible) the
+    max is taken in two separable steps, first across each window's kw columns, then
+    across its kh rows of those column maxima (kept for the backward, half the input's
+    size for 2x2), and the backward routes the same way: to the first row whose column
+    maximum is the window's maximum, then to the first column of that row holding it,
+    which is the first maximum in row-major order. Both steps read whole rows or every
+    kw-th element instead of every (kh*kw)-th, so fewer strided passes: on one core,
+    backward 14.2 -> 8.2 ms (2x2 on 64x32x32x32), 3.3 -> 2.7 ms (LeNet-5's 128x6x28x28),
+    forward 5.0 -> 4.0 ms and 1.33 -> 0.94 ms. (A window holding a NaN sends its gradient
+    to its last row and column instead of to the NaN.)
     """
 
     def forward(self, x):
         hp, wp, ho, wo = self._geometry(x)
         xp = array_module(x)
-        padded = _pad_into(self._scratch, "padded", x, self._pads(), fill=-np.inf)
-        slices = self._slices((ho, wo))
         n, c = x.shape[:2]
         y = xp.empty((n, c, ho, wo), dtype=x.dtype)
+        if self._tiles(x.shape):
+            return self._forward_tiles(x, y)
+        padded = _pad_into(self._scratch, "padded", x, self._pads(), fill=-np.inf)
+        slices = self._slices((ho, wo))
 
         def max_slice(start, stop):
             source, out = padded[start:stop], y[start:stop]
@@ -147,7 +160,29 @@ class MaxPool2d(_Pool2d):
                 xp.maximum(out, source[:, :, rows, cols], out=out)
 
         parallel.over_batch(n, padded.size, max_slice, xp)
-        self._source, self._y = padded, y
+        self._source, self._y, self._column_max = padded, y, None
+        self._shapes = (x.shape, y.shape)
+        return y
+
+    def _forward_tiles(self, x, y):
+        """Tiling windows: column maxima (N, C, H, Wo) over each window's kw columns, then
+        y = their maxima over each window's kh rows."""
+        xp = array_module(x)
+        n, c, h, _ = x.shape
+        (kh, kw), wo = self.kernel_size, y.shape[3]
+        column_max = xp.empty((n, c, h, wo), dtype=x.dtype)
+
+        def max_slice(start, stop):
+            source, cmax, out = x[start:stop], column_max[start:stop], y[start:stop]
+            xp.copyto(cmax, source[..., 0::kw])
+            for j in range(1, kw):
+                xp.maximum(cmax, source[..., j::kw], out=cmax)
+            xp.copyto(out, cmax[:, :, 0::kh])
+            for i in range(1, kh):
+                xp.maximum(out, cmax[:, :, i::kh], out=out)
+
+        parallel.over_batch(n, x.size, max_slice, xp)
+        self._source, self._y, self._column_max = x, y, column_max
         self._shapes = (x.shape, y.shape)
         return y
 
@@ -158,34 +193,64 @@ class MaxPool2d(_Pool2d):
         n, c, h, w = x_shape
         xp = array_module(grad_output)
         source, y = self._source, self._y
-        (kh, kw), (ho, wo) = self.kernel_size, grad_output.shape[2:]
+        if self._column_max is not None:
+            return self._backward_tiles(grad_output)
+        ho, wo = grad_output.shape[2:]
         slices = self._slices((ho, wo))
-        tiles = self._tiles(x_shape)
         ph, pw = self.padding
-        if tiles:
-            grad_input = xp.empty(x_shape, dtype=grad_output.dtype)
-            blocks = grad_input.reshape(n, c, ho, kh, wo, kw)
-        else:
-            grad_padded = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad_output.dtype)
+        grad_padded = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad_output.dtype)
 
         def route_slice(start, stop):
             g, src, top = grad_output[start:stop], source[start:stop], y[start:stop]
             unrouted = xp.ones(top.shape, dtype=bool)  # windows whose maximum is not yet found
-            for k, (rows, cols) in enumerate(slices):
+            for rows, cols in slices:
                 hit = src[:, :, rows, cols] == top
                 hit &= unrouted
                 unrouted ^= hit
-                if tiles:
-                    xp.multiply(g, hit, out=blocks[start:stop, :, :, k // kw, :, k % kw])
-                else:
-                    grad_padded[start:stop, :, rows, cols] += g * hit
+                grad_padded[start:stop, :, rows, cols] += g * hit
 
         parallel.over_batch(n, source.size, route_slice, xp)
-        if tiles:
-            return grad_input
         if ph or pw:
             return grad_padded[:, :, ph : ph + h, pw : pw + w].copy()
         return grad_padded
+
+    def _backward_tiles(self, grad_output):
+        """Tiling windows: dE/dy goes to the first of each window's kh rows whose column
+        maximum is the window's maximum, then to the first of that row's kw inputs equal
+        to it (together: the first maximum in row-major order)."""
+        xp = array_module(grad_output)
+        source, y, column_max = self._source, self._y, self._column_max
+        (kh, kw) = self.kernel_size
+        grad_input = xp.empty(source.shape, dtype=grad_output.dtype)
+        grad_columns = self._scratch.get("grad_columns", column_max.shape, grad_output.dtype, xp)
+
+        def route_slice(start, stop):
+            part = slice(start, stop)
+            _route_to_first_max(column_max[part], y[part], grad_output[part], grad_columns[part], kh, lambda i: (slice(None), slice(None), slice(i, None, kh)))
+            _route_to_first_max(source[part], column_max[part], grad_columns[part], grad_input[part], kw, lambda j: (Ellipsis, slice(j, None, kw)))
+
+        parallel.over_batch(source.shape[0], source.size, route_slice, xp)
+        return grad_input
+
+
+def _route_to_first_max(values, maxima, grad, out, k, offset):
+    """out[offset(i)] = grad where values[offset(i)] is the first of the k candidates
+    i = 0..k-1 equal to ``maxima``, else 0 (the last candidate takes what the others left:
+    one of them is the maximum). ``offset(i)`` indexes candidate i, shaped like ``maxima``."""
+    xp = array_module(grad)
+    unrouted = None  # where no earlier candidate was the maximum
+    for i in range(k - 1):
+        hit = values[offset(i)] == maxima
+        if unrouted is None:
+            unrouted = ~hit
+        else:
+            hit &= unrouted
+            unrouted ^= hit
+        xp.multiply(grad, hit, out=out[offset(i)])
+    if unrouted is None:
+        xp.copyto(out[offset(k - 1)], grad)
+    else:
+        xp.multiply(grad, unrouted, out=out[offset(k - 1)])
 
 
 class AvgPool2d(_Pool2d):
