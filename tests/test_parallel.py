@@ -65,6 +65,8 @@ def _serial_and_parallel(module, x, monkeypatch):
 LAYERS = {
     "conv pixel-major": (lambda: gl.Conv2d(16, 16, 3, padding=1), (6, 16, 12, 12)),
     "conv pixel-major, stride 2 (col2im input gradient)": (lambda: gl.Conv2d(16, 32, 3, stride=2, padding=1), (5, 16, 11, 11)),
+    "conv channel-major (3 input channels)": (lambda: gl.Conv2d(3, 8, 5, padding=2), (5, 3, 16, 16)),
+    "conv channel-major, 6 -> 16 (col2im input gradient)": (lambda: gl.Conv2d(6, 16, 5), (5, 6, 14, 14)),
     "relu": (gl.ReLU, (5, 7, 3)),
     "maxpool tiling": (lambda: gl.MaxPool2d(2), (8, 16, 32, 32)),
     "maxpool overlapping, padded": (lambda: gl.MaxPool2d(3, stride=2, padding=1), (8, 16, 32, 32)),
@@ -91,21 +93,25 @@ def test_two_workers_give_the_serial_result(name, workers, monkeypatch):
 
 
 @needs_blas_control
-def test_a_conv_with_few_input_channels_splits_only_after_layers_that_did(workers, monkeypatch):
-    """Below 16 input channels (LeNet-5) the hand-offs cost what the second core saves,
-    unless the rest of the network runs on the workers anyway (an RGB input layer)."""
-    module = gl.Conv2d(3, 8, 5, padding=2).to(np.float64)
-    x = np.random.default_rng(0).standard_normal((5, 3, 16, 16))
-    monkeypatch.setattr(parallel, "_last_section", -1e9)  # nothing ran on the workers lately
-    (y1, g1, _), (y2, g2, _), names = _serial_and_parallel(module, x, monkeypatch)
-    assert names == {threading.current_thread().name}
-    np.testing.assert_array_equal(y2, y1)
-    np.testing.assert_array_equal(g2, g1)
-    monkeypatch.setattr(parallel, "_last_section", time.perf_counter() + 60)  # the workers are active
-    (y1, g1, _), (y2, g2, _), names = _serial_and_parallel(module, x, monkeypatch)
-    assert any(n.startswith("gradlearn-batch") for n in names), names
-    np.testing.assert_allclose(y2, y1, rtol=1e-13, atol=1e-13)
-    np.testing.assert_allclose(g2, g1, rtol=1e-12, atol=1e-12)
+def test_work_between_the_two_thresholds_splits_only_while_the_workers_are_active(monkeypatch):
+    """A call needs MIN_WORK to start the workers, but only MIN_ACTIVE_WORK to split while
+    they are active (within a network that already runs on them)."""
+    parallel.set_num_workers(2)
+    try:
+        work = (parallel.MIN_ACTIVE_WORK + parallel.MIN_WORK) // 2
+        monkeypatch.setattr(parallel, "_last_section", -1e9)  # nothing ran on the workers lately
+        names = []
+        parallel.over_batch(8, work, lambda a, b: names.append(threading.current_thread().name))
+        assert names == [threading.current_thread().name]
+        monkeypatch.setattr(parallel, "_last_section", time.perf_counter() + 60)  # the workers are active
+        names = []
+        parallel.over_batch(8, work, lambda a, b: names.append(threading.current_thread().name))
+        assert len(names) == 2 and any(n.startswith("gradlearn-batch") for n in names), names
+        names = []
+        parallel.over_batch(8, parallel.MIN_ACTIVE_WORK - 1, lambda a, b: names.append(threading.current_thread().name))
+        assert names == [threading.current_thread().name]
+    finally:
+        parallel.set_num_workers(None)
 
 
 @needs_blas_control

@@ -25,17 +25,18 @@ differently on one thread than on two (e.g. 128x784 @ 784x512). Because the
 ``follower`` choice below depends on timing, two runs of a network that splits can differ
 at that level; ``GRADLEARN_NUM_WORKERS=1`` makes runs bit-identical.
 
-Which layers split: Conv2d's pixel-major path (16+ input channels), BatchNorm (in slices
-of channels), and large ReLU and MaxPool2d calls. After any BLAS-threaded product, BLAS's
+Which layers split: Conv2d, BatchNorm (in slices of channels), and ReLU and MaxPool2d,
+each when its call has at least ``MIN_WORK`` work. After any BLAS-threaded product, BLAS's
 idle threads spin for about 0.1 s and take the workers' cores (W3 trained no faster than
 serially while its classifier head ran on BLAS's threads). So while the workers are
 *recently active* (a split ended within ``RECENT`` seconds), every other call also keeps
-BLAS at one thread: small ones run whole in the caller, and the ``follower`` layers split.
-Followers are layers that split only then: Linear, and Conv2d with fewer than 16 input
-channels. Alone, they are faster on BLAS's threads or whole: an MLP's products run faster
-on BLAS's 2 threads (1.1 against 1.4 ms for 784 -> 512 at batch 128), and LeNet-5 trained
-7% slower with its 1- and 6-channel convolutions split. A network with no splitting
-layer therefore runs exactly as without this module.
+BLAS at one thread: calls with at least ``MIN_ACTIVE_WORK`` split, smaller ones run whole
+in the caller, and the ``follower`` layers split. Followers are layers that split only
+then: Linear. Alone, its products run faster on BLAS's 2 threads (1.1 against 1.4 ms for
+784 -> 512 at batch 128; an MLP trained 0.58x as fast split), so a network with no
+splitting layer (an MLP) runs exactly as without this module. LeNet-5 (batch 128) trained
+2953 -> 3749 samples/s with its convolutions, first ReLU and first pool split (median of
+4 runs each; batch 64: 2667 -> 2986).
 
 One parallel section runs at a time: a layer called while one runs (from a worker, or
 from another thread of the user's) is computed serially in its caller's thread. A forked
@@ -51,7 +52,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
-MIN_WORK = 1 << 20  # below this much work per call (elements or multiply-adds), a hand-off costs more than it saves
+MIN_WORK = 1 << 20  # below this much work per call (elements or multiply-adds), starting the workers costs more than it saves
+MIN_ACTIVE_WORK = 1 << 18  # ... and below this, a hand-off costs more than it saves while they are active anyway
 
 _section = threading.Lock()  # held while a parallel section runs
 _pool = None  # (ThreadPoolExecutor, its number of threads)
@@ -130,9 +132,10 @@ def over_batch(n: int, work: int, fn, xp=np, *, follower: bool = False):
     results in slice order: in worker threads (BLAS limited to one thread each; the
     calling thread computes the first slice) when there are several workers, ``work``
     (elements touched, roughly) is at least MIN_WORK, the arrays are NumPy's and no
-    parallel section is already running; else as one call ``fn(0, n)``, with BLAS held to
-    one thread when the workers were ``recently_active`` (so that a small layer does not
-    wake BLAS's threads, which would then spin on the workers' cores). A ``follower``
+    parallel section is already running (MIN_ACTIVE_WORK when the workers were
+    ``recently_active``); else as one call ``fn(0, n)``, with BLAS held to one thread when
+    the workers were recently active (so that a small layer does not wake BLAS's threads,
+    which would then spin on the workers' cores). A ``follower``
     (a layer that gains from the workers only when the rest of the network uses them, see
     ``recently_active``) runs as one plain call ``fn(0, n)`` unless the workers are
     recently active, and does not itself count as activity, so a network made only of
@@ -142,8 +145,9 @@ def over_batch(n: int, work: int, fn, xp=np, *, follower: bool = False):
     workers = num_workers()
     if workers < 2 or xp is not np or not _section.acquire(blocking=False):
         return [fn(0, n)]
-    if n < 2 or work < MIN_WORK:
-        if not recently_active():
+    active = recently_active()
+    if n < 2 or work < (MIN_ACTIVE_WORK if active else MIN_WORK):
+        if not active:
             _section.release()
             return [fn(0, n)]
         bounds = [(0, n)]  # too small to split, but kept off BLAS's threads (see recently_active)

@@ -3,10 +3,7 @@
 On the CPU, forward and backward split the batch over the cores (``gradlearn.parallel``):
 each worker thread computes its slice's output and input gradient in place, using the
 paths below with its own scratch, and returns the slice's weight and bias gradients,
-which are summed in slice order. The channel-major path (below 16 input channels) is a
-``follower``: it splits only in a network whose other layers split (an RGB input layer
-before 16+-channel ones); alone (LeNet-5's 1 and 6 channels) the hand-offs cost what the
-second core saves (LeNet-5 at batch 64 trained 7% slower split).
+which are summed in slice order.
 
 How the convolution is computed (no Python loop over single samples or output pixels; the
 pixel-major path loops over cache-sized chunks of samples):
@@ -435,7 +432,7 @@ class Conv2d(Module):
             def forward_slice(start, stop):
                 self._forward_channel_major(x[start:stop], y[start:stop])
 
-        parallel.over_batch(n, n * c * kh * kw * ho * wo, forward_slice, xp, follower=not self._pixel_major())
+        parallel.over_batch(n, n * c * kh * kw * ho * wo, forward_slice, xp)
         self._cache = (x.shape, y.shape)
         self._x = x  # the caller's array, kept (not copied) for the weight gradient
         return y
@@ -496,7 +493,7 @@ class Conv2d(Module):
             gi = None if grad_input is None else grad_input[start:stop]
             return self._backward_slice(x[start:stop], grad_output[start:stop], gi, need_weight, need_bias, use_transposed)
 
-        parts = parallel.over_batch(n, 2 * n * c * kh * kw * ho * wo, backward_slice, xp, follower=not self._pixel_major())
+        parts = parallel.over_batch(n, 2 * n * c * kh * kw * ho * wo, backward_slice, xp)
         for dw, db in parts:  # the slices' parameter gradients, summed in slice order
             if dw is not None:
                 self.weight.grad += dw
