@@ -141,6 +141,8 @@ class CrossEntropyLoss(Loss):
             probs = target
         else:
             self.check_class_indices(prediction, target)
+            if not self.label_smoothing:
+                return self._forward_indices(prediction, target, xp)
             probs = _one_hot(target, prediction.shape[1], prediction.dtype, xp)
         if self.label_smoothing:
             probs = probs * (1 - self.label_smoothing) + self.label_smoothing / prediction.shape[1]
@@ -148,6 +150,20 @@ class CrossEntropyLoss(Loss):
         per_sample = -(probs * log_p).sum(axis=1)
         grad = np.exp(log_p) * probs.sum(axis=1, keepdims=True) - probs
         return self._finish(per_sample, grad, prediction.shape[0])
+
+    def _forward_indices(self, prediction, target, xp):
+        """Class indices y, no smoothing: E = log sum_c exp(s_c) - s_y with s = x - max_c x,
+        and dE/dx = softmax(x) - onehot(y), without building the one-hot (a third of
+        the NumPy calls, for the per-step overhead of small networks)."""
+        n = prediction.shape[0]
+        shifted = prediction - prediction.max(axis=1, keepdims=True)
+        grad = xp.exp(shifted)
+        total = grad.sum(axis=1, keepdims=True)
+        rows = xp.arange(n)
+        per_sample = xp.log(total[:, 0]) - shifted[rows, target]
+        grad /= total
+        grad[rows, target] -= 1
+        return self._finish(per_sample, grad, n)
 
 
 class NLLLoss(Loss):
