@@ -42,8 +42,13 @@ def _no_sync():
 _sync = _no_sync  # the device synchronisation that ends every timed block (GPU only)
 
 
-def _time(fn, steps):
+SETTLE = 0.2  # seconds of pause before each timed block (see measure)
+
+
+def _time(fn, steps, settle=0.0):
     _sync()
+    if settle:
+        time.sleep(settle)
     t = time.perf_counter()
     for _ in range(steps):
         fn()
@@ -57,8 +62,13 @@ def _steps_for(fn, budget=0.25):
     return max(1, min(2000, int(budget / max(t, 1e-6))))
 
 
-def measure(name, repeats, torch_ok, budget=0.25, device="cpu", batch_size=None):
-    """{'gl_train', 'torch_train', 'gl_infer', 'torch_infer'}: medians in samples/s."""
+def measure(name, repeats, torch_ok, budget=0.25, device="cpu", batch_size=None, settle=SETTLE):
+    """{'gl_train', 'torch_train', 'gl_infer', 'torch_infer'}: medians in samples/s.
+
+    Each timed block starts ``settle`` seconds after the previous one ended: OpenBLAS's
+    idle threads spin for about 0.1 s after a threaded product (and OpenMP's for a while
+    after a parallel region), so without the pause a block shares the cores with the
+    other side's spinning threads."""
     import gradlearn as gl
 
     n = batch_size or WORKLOADS[name][2]
@@ -92,7 +102,7 @@ def measure(name, repeats, torch_ok, budget=0.25, device="cpu", batch_size=None)
             for side in ("gl", "torch"):
                 key = f"{side}_{kind}"
                 if key in sides:
-                    rates[key].append(n / _time(sides[key], steps[key]))
+                    rates[key].append(n / _time(sides[key], steps[key], settle))
     return {k: statistics.median(v) for k, v in rates.items()}
 
 
@@ -101,6 +111,7 @@ def main(argv=None):
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--budget", type=float, default=0.25, help="seconds per timed repetition and side")
+    parser.add_argument("--settle", type=float, default=SETTLE, help="seconds of pause before each timed block (default 0.2)")
     parser.add_argument("--both-envs", action="store_true", help="also re-run with the OpenBLAS variables unset")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where both sides run (default cpu)")
     parser.add_argument("--batch-size", type=int, default=None, help="override every workload's batch size")
@@ -141,7 +152,7 @@ def main(argv=None):
     head = f"{'':3} {'workload':<26} {'train gl/s':>10} {'torch/s':>9} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6} | {'infer gl/s':>10} {'torch/s':>9} {'ratio':>6}"
     print(head)
     for name in names:
-        r = measure(name, args.repeats, torch_ok, args.budget, args.device, args.batch_size)
+        r = measure(name, args.repeats, torch_ok, args.budget, args.device, args.batch_size, args.settle)
         gflops = r["gl_train"] * mult_adds(name) * 2 * 3 / 1e9
         tr = f"{r['gl_train'] / r['torch_train']:6.2f}" if torch_ok else f"{'-':>6}"
         ir = f"{r['gl_infer'] / r['torch_infer']:6.2f}" if torch_ok else f"{'-':>6}"
