@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import gradlearn as gl
+from gradlearn.modules import conv as conv_module
 
 from ..conftest import assert_close
 
@@ -90,6 +91,28 @@ def test_both_input_gradient_algorithms_agree(args):
     np.testing.assert_array_equal(ya, yb)
     g = rng.standard_normal(ya.shape)
     assert_close(a.backward(g), b.backward(g), 1e-13, "grad input")
+
+
+@pytest.mark.parametrize("args", [dict(in_channels=1, out_channels=6, kernel_size=5, padding=2), dict(in_channels=4, out_channels=6, kernel_size=3, groups=2)])
+def test_kept_columns_give_the_recomputed_weight_gradient(args, monkeypatch):
+    """In training mode the channel-major forward keeps its columns for the weight
+    gradient; in evaluation mode, or above the size limit, the backward rebuilds them."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, args["in_channels"], 10, 9))
+    results = []
+    for mode in ("kept", "eval", "over the limit"):
+        conv = gl.Conv2d(**args, dtype=np.float64, generator=3)
+        if mode == "eval":
+            conv.eval()
+        if mode == "over the limit":
+            monkeypatch.setattr(conv_module, "_KEEP_COLUMNS_BYTES", 0)
+        y = conv(x)
+        assert (conv._kept_columns is not None) == (mode == "kept")
+        conv.backward(np.cos(y))
+        results.append((conv.weight.grad.copy(), conv.bias.grad.copy()))
+    for dw, db in results[1:]:
+        assert_close(dw, results[0][0], 1e-13, "weight gradient")
+        assert_close(db, results[0][1], 1e-13, "bias gradient")
 
 
 def test_auto_picks_transposed_only_when_it_applies():
