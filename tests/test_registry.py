@@ -110,3 +110,48 @@ def test_matches_torch_float64(case):
 @pytest.mark.parametrize("case", case_params(TORCH_CASES))
 def test_matches_torch_float32(case):
     _compare_with_torch(case, np.float32, 1e-5)
+
+
+# any memory layout --------------------------------------------------------------------------
+
+
+def _strided_copy(x):
+    """The same values in another memory layout: channels-last for (N, C, H, W) (what a
+    transposed NHWC array looks like), column-major for other arrays of 2+ dimensions."""
+    if x.ndim == 4:
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    return np.asfortranarray(x) if x.ndim >= 2 else x
+
+
+def _run_case(case, module, inputs, upstream_layout):
+    """(outputs, input gradients, parameter gradients) of one forward and backward."""
+    outs = module(*inputs)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    if case.is_loss:
+        grads = module.backward()
+    else:
+        rng = np.random.default_rng(7)
+        grads = module.backward(*[upstream_layout(rng.standard_normal(o.shape)) for o in outs])
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    outs = [np.array(o) for o in outs]
+    return outs, [np.array(g) for g in grads if g is not None], [p.grad.copy() for p in module.parameters()]
+
+
+@pytest.mark.parametrize("case", case_params(CASES))
+def test_inputs_and_gradients_in_any_memory_layout_give_the_same_results(case):
+    """Arrays that are views with other strides (a channels-last image batch, a transposed
+    matrix) are read by their indices, never by their memory order: the results are the
+    contiguous arrays' (up to summation order)."""
+    inputs = case.inputs(np.random.default_rng(0))
+    module = case.make().to(np.float64)
+    twin = module.copy()  # the same weights
+    expected = _run_case(case, module, inputs, lambda a: a)
+    strided = [_strided_copy(x) if x.dtype.kind == "f" else x for x in inputs]
+    for x in strided:
+        if x.dtype.kind == "f" and sum(d > 1 for d in x.shape) >= 2:
+            assert not x.flags.c_contiguous  # really another layout
+    got = _run_case(case, twin, strided, _strided_copy)
+    for what, a, b in zip(("output", "input gradient", "parameter gradient"), got, expected):
+        assert len(a) == len(b)
+        for k, (x, y) in enumerate(zip(a, b)):
+            assert_close(x, y, 1e-12, f"{case.name} {what} {k}")
