@@ -93,6 +93,28 @@ def test_two_workers_give_the_serial_result(name, workers, monkeypatch):
 
 
 @needs_blas_control
+@pytest.mark.parametrize("train", [True, False], ids=["training", "evaluation"])
+def test_channels_last_batchnorm_splits_samples_and_gives_the_serial_result(train, workers, monkeypatch):
+    """A channels-last BatchNorm2d splits its samples (odd batch: unequal slices), each
+    slice adding its partial per-channel sums; results match the serial ones."""
+    module = gl.BatchNorm2d(6).to(np.float64)
+    module.weight.data = np.linspace(0.5, 1.5, 6)
+    module.running_mean[:] = 0.3
+    module.train(train)
+    x = np.random.default_rng(0).standard_normal((5, 4, 3, 6)).transpose(0, 3, 1, 2)  # (5, 6, 4, 3), channels-last
+    (y1, g1, p1), (y2, g2, p2), names = _serial_and_parallel(module, x, monkeypatch)
+    assert any(n.startswith("gradlearn-batch") for n in names), names
+    np.testing.assert_allclose(y2, y1, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(g2, g1, rtol=1e-12, atol=1e-12)
+    for a, b in zip(p2, p1):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+    contiguous = module.copy()
+    contiguous.zero_grad()
+    y3 = contiguous(np.ascontiguousarray(x))
+    np.testing.assert_allclose(y3, y1, rtol=1e-12, atol=1e-12)
+
+
+@needs_blas_control
 def test_work_between_the_two_thresholds_splits_only_while_the_workers_are_active(monkeypatch):
     """A call needs MIN_WORK to start the workers, but only MIN_ACTIVE_WORK to split while
     they are active (within a network that already runs on them)."""

@@ -66,7 +66,7 @@ class ReLU(Activation):
             self.y = np.maximum(x, 0)
             return self.y
         xp = array_module(x)
-        y = xp.empty(x.shape, dtype=x.dtype)
+        y = xp.empty_like(x)  # x's memory layout (channels-last stays channels-last)
 
         def relu_slice(start, stop):
             np.maximum(x[start:stop], 0, out=y[start:stop])
@@ -80,7 +80,7 @@ class ReLU(Activation):
         if y.ndim == 0:
             return grad_output * (y > 0)
         xp = array_module(grad_output)
-        grad_input = xp.empty(y.shape, dtype=grad_output.dtype)
+        grad_input = xp.empty_like(y, dtype=grad_output.dtype)  # the layout of x (and y)
 
         def relu_grad_slice(start, stop):
             np.multiply(grad_output[start:stop], y[start:stop] > 0, out=grad_input[start:stop])

@@ -10,6 +10,7 @@ from .. import parallel
 from ..backend import array_module, resolve_dtype
 from ..parameter import Parameter
 from .base import Module
+from .conv import _Scratch, channels_last, empty_channels_last
 
 
 class _BatchNorm(Module):
@@ -130,6 +131,8 @@ class _BatchNorm(Module):
                 "forward",
                 f"expected more than 1 value per channel when training, got input shape {tuple(x.shape)}",
             )
+        if channels_last(x) and xp is np:
+            return self._forward_channels_last(x, use_batch, count)
         centred = xp.empty(x3.shape, dtype=x.dtype)
         y = xp.empty(x3.shape, dtype=x.dtype)
         mean = xp.empty(c, dtype=x.dtype) if use_batch else self.running_mean
@@ -171,6 +174,8 @@ class _BatchNorm(Module):
         cache = self._cache
         self.check_grad(grad_output, None if cache is None else cache[4])
         mode, centred, inv_std, count, shape = cache
+        if mode.endswith("channels-last"):
+            return self._backward_channels_last(grad_output, mode, centred, inv_std, count)
         dy = self._as3d(grad_output)
         xp = array_module(grad_output)
         c = dy.shape[1]
@@ -200,6 +205,154 @@ class _BatchNorm(Module):
             if self.bias.requires_grad:
                 self.bias.grad += sum_dy
         return grad_input.reshape(shape)
+
+    # channels-last (N, C, H, W) arrays: memory (N*H*W, C) --------------------------------
+    # A pixel-major convolution writes its output channels-last; slices of channels of such
+    # an array are short strided runs, so this path works on whole (N*H*W, C) rows instead:
+    # per-channel sums are ones (1, rows) @ (rows, C) products, and per-channel constants
+    # are tiled to one sample's H*W*C values so every operation runs along long rows. Large
+    # inputs split their samples over the cores, each slice adding its partial sums (in
+    # slice order). Measured on 64x16x32x32 float32 (2 cores): forward 2.1-2.3 ms and
+    # backward 2.3-2.5 ms, about the contiguous path's 1.9-2.2 and 2.2-2.3; the channel
+    # slices of a channels-last array took 6.3 ms forward.
+
+    def _ones(self, length, dtype):
+        """A vector of ``length`` ones (a view of one kept vector, grown when needed)."""
+        ones = self.__dict__.get("_ones_vector")
+        if ones is None or ones.size < length or ones.dtype != dtype:
+            ones = np.ones(length, dtype=dtype)
+            object.__setattr__(self, "_ones_vector", ones)
+        return ones[:length]
+
+    def _scratch_arrays(self):
+        scratch = self.__dict__.get("_cl_scratch")
+        if scratch is None:
+            scratch = _Scratch()
+            object.__setattr__(self, "_cl_scratch", scratch)
+        return scratch
+
+    def _channel_sums(self, rows, c):
+        """sum over samples and positions of ``rows`` (N, H*W*C): (C,), computed in slices
+        of samples whose partial sums are added in slice order."""
+
+        def partial(start, stop):
+            part = rows[start:stop].reshape(-1, c)
+            return self._ones(part.shape[0], part.dtype) @ part
+
+        parts = parallel.over_batch(rows.shape[0], rows.size, partial, np)
+        total = parts[0]
+        for p in parts[1:]:
+            total = total + p
+        return total
+
+    def _forward_channels_last(self, x, use_batch, count):
+        n, c, h, w = x.shape
+        L = h * w
+        rows = x.transpose(0, 2, 3, 1).reshape(n, L * c)  # views: sample n's H*W*C values in a row
+        y = empty_channels_last(x.shape, x.dtype, np)
+        y_rows = y.transpose(0, 2, 3, 1).reshape(n, L * c)
+        tiled = lambda v: np.tile(v.astype(x.dtype, copy=False), L)  # noqa: E731 - per channel -> per row value
+        as2d = lambda a: a.reshape(-1, c)  # noqa: E731 - (m, L*C) -> (m*L, C)
+        if not use_batch:
+            inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
+            scale = inv_std * self.weight.data if self.affine else inv_std
+            shift = -self.running_mean * scale + (self.bias.data if self.affine else 0)
+            scale_t, shift_t = tiled(scale), tiled(shift)
+
+            def affine_slice(start, stop):
+                np.multiply(rows[start:stop], scale_t, out=y_rows[start:stop])
+                y_rows[start:stop] += shift_t
+
+            parallel.over_batch(n, 2 * x.size, affine_slice, np)
+            kept = (x, self.running_mean.copy())  # for dE/dgamma
+            self._cache = ("running, channels-last", kept, inv_std.astype(x.dtype, copy=False), count, x.shape)
+            return y
+        centred = self._scratch_arrays().get("centred", (n, h, w, c), x.dtype, np).transpose(0, 3, 1, 2)
+        centred_rows = centred.transpose(0, 2, 3, 1).reshape(n, L * c)
+        mean = self._channel_sums(rows, c) * (1.0 / count)
+        mean_t = tiled(mean)
+
+        def centre_slice(start, stop):  # x - mu, and its square (in y, overwritten below)
+            np.subtract(rows[start:stop], mean_t, out=centred_rows[start:stop])
+            np.multiply(centred_rows[start:stop], centred_rows[start:stop], out=y_rows[start:stop])
+            return self._ones((stop - start) * L, x.dtype) @ as2d(y_rows[start:stop])
+
+        parts = parallel.over_batch(n, 2 * x.size, centre_slice, np)
+        var = parts[0]
+        for p in parts[1:]:
+            var = var + p
+        var = var * (1.0 / count)
+        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype, copy=False)
+        scale_t = tiled(inv_std * self.weight.data if self.affine else inv_std)
+        bias_t = tiled(self.bias.data) if self.affine else None
+
+        def normalise_slice(start, stop):
+            np.multiply(centred_rows[start:stop], scale_t, out=y_rows[start:stop])
+            if bias_t is not None:
+                y_rows[start:stop] += bias_t
+
+        parallel.over_batch(n, 2 * x.size, normalise_slice, np)
+        if self.training and self.track_running_stats:
+            self._update_running(mean, var, count)
+        self._cache = ("batch, channels-last", centred, inv_std, count, x.shape)
+        return y
+
+    def _backward_channels_last(self, grad_output, mode, kept, inv_std, count):
+        """``kept``: x - mu (training), or (x, mu) in evaluation mode."""
+        n, c, h, w = grad_output.shape
+        L = h * w
+        dtype = grad_output.dtype
+        if not channels_last(grad_output):  # one copy into this path's layout
+            dy = empty_channels_last(grad_output.shape, dtype, np)
+            np.copyto(dy, grad_output)
+            grad_output = dy
+        dy_rows = grad_output.transpose(0, 2, 3, 1).reshape(n, L * c)
+        grad_input = empty_channels_last(grad_output.shape, dtype, np)
+        gi_rows = grad_input.transpose(0, 2, 3, 1).reshape(n, L * c)
+        tiled = lambda v: np.tile(v.astype(dtype, copy=False), L)  # noqa: E731 - per channel -> per row value
+        as2d = lambda a: a.reshape(-1, c)  # noqa: E731 - (m, L*C) -> (m*L, C)
+        scale = inv_std * self.weight.data if self.affine else inv_std
+        batch = mode.startswith("batch")
+        need_sums = batch or (self.affine and (self.weight.requires_grad or self.bias.requires_grad))
+        if need_sums:
+            source, mean = (kept, None) if batch else kept  # sum dy * xhat = inv * sum dy * (x - mu)
+            source_rows = source.transpose(0, 2, 3, 1).reshape(n, L * c)
+
+            def sums_slice(start, stop):  # sum dy and sum dy * source (the product in grad_input, overwritten below)
+                ones = self._ones((stop - start) * L, dtype)
+                np.multiply(dy_rows[start:stop], source_rows[start:stop], out=gi_rows[start:stop])
+                return ones @ as2d(dy_rows[start:stop]), ones @ as2d(gi_rows[start:stop])
+
+            parts = parallel.over_batch(n, 2 * grad_output.size, sums_slice, np)
+            sum_dy, sum_dy_source = parts[0]
+            for a, b in parts[1:]:
+                sum_dy, sum_dy_source = sum_dy + a, sum_dy_source + b
+            if mean is not None:
+                sum_dy_source = sum_dy_source - mean * sum_dy
+            sum_dy_xhat = sum_dy_source * inv_std
+        scale_t = tiled(scale)
+        if batch:
+            k_centred = tiled(scale * inv_std * sum_dy_xhat * (1.0 / count))
+            k_const = tiled(scale * sum_dy * (1.0 / count))
+            centred_rows = source_rows
+
+            def grad_slice(start, stop):  # scale * (dy - mean(dy)) - (x - mu) * scale * inv * mean(dy * xhat)
+                gi = gi_rows[start:stop]
+                np.multiply(dy_rows[start:stop], scale_t, out=gi)
+                gi -= k_const
+                gi -= centred_rows[start:stop] * k_centred
+        else:
+
+            def grad_slice(start, stop):  # y is affine in x
+                np.multiply(dy_rows[start:stop], scale_t, out=gi_rows[start:stop])
+
+        parallel.over_batch(n, 3 * grad_output.size, grad_slice, np)
+        if self.affine:
+            if self.weight.requires_grad:
+                self.weight.grad += sum_dy_xhat
+            if self.bias.requires_grad:
+                self.bias.grad += sum_dy
+        return grad_input
 
     def extra_repr(self):
         parts = [f"{self.num_features}"]
