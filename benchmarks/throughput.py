@@ -1,14 +1,16 @@
 """Training and inference throughput of gradlearn against PyTorch on the CPU, interleaved.
 
     python benchmarks/throughput.py [--workloads W1,W4] [--repeats 7] [--both-envs]
-                                    [--device cuda] [--batch-size 256]
+                                    [--device cuda] [--batch-size 256] [--settle 0.2]
 
 Workloads (float32): W1 MLP 784-512-512-10 (batch 128), W2 LeNet-5 (128), W3 a 4-conv
 CNN on 3x32x32 (64), W4 a tiny 2-64-64-2 tanh MLP (32; per-step overhead), W5 ResNet-20
 (64). A training step is forward, cross-entropy, backward, SGD-momentum step, zero_grad.
 
 The machine may be shared, so each repetition times gradlearn then PyTorch back to back
-(alternating) and the ratio is taken of the medians. PyTorch runs with
+(alternating) and the ratio is taken of the medians. Each timed block starts after a
+pause of ``--settle`` seconds, so that the other side's idle BLAS or OpenMP threads,
+which spin for a while after their work, have stopped (see ``measure``). PyTorch runs with
 ``torch.set_num_threads(2)``; NumPy with OpenBLAS's default threads. Each workload's
 achieved GFLOP/s (2 flops per multiply-add, x3 for forward + the two backward products,
 from ``gl.summary``) is shown as a fraction of the NumPy float32 matmul peak (peak.py).
