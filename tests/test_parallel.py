@@ -241,3 +241,17 @@ def test_set_num_workers_rejects_bad_values(workers):
     for bad in (0, -1, 1.5, "2", True):
         with pytest.raises(ValueError, match="positive int or None"):
             parallel.set_num_workers(bad)
+
+
+@needs_blas_control
+def test_add_sums_in_slices_keeps_the_layout_and_broadcasts_plainly(workers, monkeypatch):
+    parallel.set_num_workers(2)
+    names = _threads_used(monkeypatch)
+    rng = np.random.default_rng(0)
+    a = np.ascontiguousarray(rng.standard_normal((5, 4, 3, 6)).transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    b = rng.standard_normal((5, 6, 4, 3))
+    total = parallel.add(a, b)
+    np.testing.assert_array_equal(total, a + b)
+    assert total.strides == a.strides  # a's (channels-last) layout
+    assert any(n.startswith("gradlearn-batch") for n in names), names
+    np.testing.assert_array_equal(parallel.add(b, np.float64(2.0)), b + 2.0)  # not the same shape: plain a + b

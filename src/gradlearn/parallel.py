@@ -173,6 +173,18 @@ def over_batch(n: int, work: int, fn, xp=np, *, follower: bool = False):
     return [first] + [f.result() for f in futures]
 
 
+def add(a, b):
+    """a + b for two arrays of one shape, as a new array in a's layout, computed in slices
+    of the batch (axis 0) on the workers when large (``over_batch``); other arguments
+    (CuPy arrays, broadcasting) get a plain ``a + b``. For residual sums: ResNet-20 adds
+    (64, 16, 32, 32) arrays 18 times a step."""
+    if type(a) is not np.ndarray or type(b) is not np.ndarray or a.shape != b.shape or a.ndim == 0:
+        return a + b
+    out = np.empty_like(a, dtype=np.result_type(a, b))
+    over_batch(len(a), a.size, lambda start, stop: np.add(a[start:stop], b[start:stop], out=out[start:stop]))
+    return out
+
+
 def _mark_section():
     global _last_section
     _last_section = time.perf_counter()

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from .. import init
+from .. import init, parallel
 from ..backend import array_module, resolve_generator
 from ..modules.activation import ReLU
 from ..modules.base import Module, add_error_context
@@ -151,7 +151,7 @@ class BasicBlock(Module):
                 f"body output {tuple(out.shape)} and shortcut output {tuple(shortcut.shape)} differ "
                 f"(a block that changes the shape needs a downsample)",
             )
-        return self.relu_out(out + shortcut)
+        return self.relu_out(parallel.add(out, shortcut))
 
     def backward(self, grad_output):
         name = "relu_out"
@@ -165,7 +165,7 @@ class BasicBlock(Module):
         except Exception as exc:
             add_error_context(exc, self, name)
             raise
-        return grad_body + grad_shortcut
+        return parallel.add(grad_body, grad_shortcut)
 
     def extra_repr(self):
         return f"{self.in_planes} -> {self.planes}, stride={self.stride}"

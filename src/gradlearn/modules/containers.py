@@ -19,6 +19,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import parallel
 from .base import Module, add_error_context
 
 
@@ -143,7 +144,7 @@ class Add(Module):
             if x.shape != shape:
                 raise self.error("forward", f"input {i} has shape {tuple(x.shape)}, expected {tuple(shape)} (input 0's)")
         self.shape, self.k = shape, len(inputs)
-        y = inputs[0] + inputs[1] if len(inputs) > 1 else inputs[0].copy()
+        y = parallel.add(inputs[0], inputs[1]) if len(inputs) > 1 else inputs[0].copy()
         for x in inputs[2:]:
             y += x
         return y
@@ -250,7 +251,7 @@ class Residual(Module):
             raise self.error(
                 "forward", f"body output {tuple(y.shape)} and shortcut output {tuple(s.shape)} differ; give a shortcut that matches"
             )
-        return y + s
+        return parallel.add(y, s)
 
     def backward(self, grad_output):
         where = "body"
@@ -258,9 +259,9 @@ class Residual(Module):
             grad_input = self.body.backward(grad_output)
             where = "shortcut"
             if self.shortcut is None:
-                grad_input = grad_input + grad_output
+                grad_input = parallel.add(grad_input, grad_output)
             else:
-                grad_input = grad_input + self.shortcut.backward(grad_output)
+                grad_input = parallel.add(grad_input, self.shortcut.backward(grad_output))
         except Exception as exc:
             add_error_context(exc, self, where)
             raise
