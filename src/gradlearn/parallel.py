@@ -25,8 +25,9 @@ differently on one thread than on two (e.g. 128x784 @ 784x512). Because the
 ``follower`` choice below depends on timing, two runs of a network that splits can differ
 at that level; ``GRADLEARN_NUM_WORKERS=1`` makes runs bit-identical.
 
-Which layers split: Conv2d, BatchNorm (in slices of channels), and ReLU and MaxPool2d,
-each when its call has at least ``MIN_WORK`` work. After any BLAS-threaded product, BLAS's
+Which layers split: Conv2d, BatchNorm (in slices of channels, or of samples for a
+channels-last input), ReLU, MaxPool2d and residual sums (``add``), each when its call has
+at least ``MIN_WORK`` work. After any BLAS-threaded product, BLAS's
 idle threads spin for about 0.1 s and take the workers' cores (W3 trained no faster than
 serially while its classifier head ran on BLAS's threads). So while the workers are
 *recently active* (a split ended within ``RECENT`` seconds), every other call also keeps
