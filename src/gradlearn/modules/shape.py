@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from ..backend import array_module
 from .base import Module
+from .conv import channels_last, empty_channels_last
+
+
+def _copy_channels_last(a):
+    """A channels-last copy of the (N, C, H, W) array ``a``."""
+    out = empty_channels_last(a.shape, a.dtype, array_module(a))
+    out[...] = a
+    return out
 
 
 class Flatten(Module):
@@ -16,6 +25,7 @@ class Flatten(Module):
         self.start_dim = int(start_dim)
         self.end_dim = int(end_dim)
         self.in_shape = None
+        self._in_channels_last = False
 
     def forward(self, x):
         ndim = getattr(x, "ndim", None)
@@ -28,6 +38,7 @@ class Flatten(Module):
                 "forward", f"cannot flatten dims {self.start_dim}..{self.end_dim} of an input of shape {tuple(x.shape)}"
             )
         self.in_shape = x.shape
+        self._in_channels_last = channels_last(x) and not x.flags.c_contiguous
         return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1 :])
 
     def backward(self, grad_output):
@@ -37,7 +48,10 @@ class Flatten(Module):
             raise self.error(
                 "backward", f"expected grad_output with {_prod(self.in_shape)} elements, got shape {tuple(grad_output.shape)}"
             )
-        return grad_output.reshape(self.in_shape)
+        grad_input = grad_output.reshape(self.in_shape)
+        if self._in_channels_last:  # the input's layout, so the layer before runs on one layout
+            grad_input = _copy_channels_last(grad_input)
+        return grad_input
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
