@@ -30,6 +30,33 @@ def array_module(*arrays):
     return np
 
 
+def channels_last(a) -> bool:
+    """Whether the (N, C, H, W) array ``a`` is stored channels-last (memory order N, H, W, C,
+    what PyTorch calls ``channels_last``) and not also in C order (C = 1 or H*W = 1, where
+    the two are the same memory)."""
+    return a.ndim == 4 and not a.flags.c_contiguous and a.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def empty_channels_last(shape, dtype, xp=np):
+    """A new (N, C, H, W) array stored channels-last."""
+    n, c, h, w = shape
+    return xp.empty((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)
+
+
+def empty_like_layout(x, shape=None, dtype=None, fill=None):
+    """A new array of ``shape`` (default x's) and ``dtype`` (default x's), stored
+    channels-last when ``x`` is, else in C order; filled with ``fill`` when given. Layers
+    give their outputs and input gradients their input's layout with it, so a network that
+    a convolution made channels-last stays so."""
+    xp = array_module(x)
+    shape = x.shape if shape is None else tuple(shape)
+    dtype = x.dtype if dtype is None else dtype
+    out = empty_channels_last(shape, dtype, xp) if channels_last(x) else xp.empty(shape, dtype=dtype)
+    if fill is not None:
+        out.fill(fill)
+    return out
+
+
 DEVICES = ("cpu", "cuda")
 
 

@@ -39,11 +39,11 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from .. import init, parallel
-from ..backend import array_module, resolve_generator
+from ..backend import empty_like_layout, resolve_generator
 from ..modules.activation import ReLU
 from ..modules.base import Module, add_error_context
 from ..modules.containers import Sequential
-from ..modules.conv import Conv2d, channels_last
+from ..modules.conv import Conv2d
 from ..modules.linear import Linear
 from ..modules.normalization import BatchNorm2d
 from ..modules.pooling import AdaptiveAvgPool2d, MaxPool2d
@@ -83,7 +83,7 @@ class ShortcutA(Module):
             raise self.error("forward", f"expected input (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
         s, p = self.stride, self.pad_before
         sub = x[:, :, ::s, ::s]
-        y = _zeros_like_layout(x, (x.shape[0], self.out_channels) + sub.shape[2:])
+        y = empty_like_layout(x, (x.shape[0], self.out_channels) + sub.shape[2:], fill=0)
         y[:, p : p + self.in_channels] = sub
         self.in_shape = x.shape
         self.out_shape = y.shape
@@ -94,20 +94,12 @@ class ShortcutA(Module):
         s, p = self.stride, self.pad_before
         if s == 1:
             return grad_output[:, p : p + self.in_channels].copy()
-        grad_input = _zeros_like_layout(grad_output, self.in_shape)
+        grad_input = empty_like_layout(grad_output, self.in_shape, fill=0)
         grad_input[:, :, ::s, ::s] = grad_output[:, p : p + self.in_channels]
         return grad_input
 
     def extra_repr(self):
         return f"{self.in_channels} -> {self.out_channels}, stride={self.stride}"
-
-
-def _zeros_like_layout(x, shape):
-    """Zeros of ``shape``, channels-last when ``x`` is (so a channels-last network stays so)."""
-    xp = array_module(x)
-    if channels_last(x):
-        return xp.zeros((shape[0], shape[2], shape[3], shape[1]), dtype=x.dtype).transpose(0, 3, 1, 2)
-    return xp.zeros(shape, dtype=x.dtype)
 
 
 class BasicBlock(Module):

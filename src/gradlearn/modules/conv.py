@@ -69,7 +69,7 @@ import threading
 import numpy as np
 
 from .. import init, parallel
-from ..backend import array_module, resolve_dtype, resolve_generator
+from ..backend import array_module, channels_last, empty_channels_last, empty_like_layout, resolve_dtype, resolve_generator
 from ..parameter import Parameter
 from .base import Module
 
@@ -241,22 +241,6 @@ def _pm_columns(padded, kernel, out_size, stride, dilation):
     cols = _SHARED.get("cols", shape, padded.dtype, xp)
     xp.copyto(cols, windows)
     return cols.reshape(m * out_size[0] * out_size[1], -1)
-
-
-def channels_last(a):
-    """Whether the (N, C, H, W) array ``a`` is stored channels-last: ``a.transpose(0, 2, 3,
-    1)`` is C-contiguous, i.e. memory order (N, H, W, C), as the pixel-major path writes."""
-    return a.ndim == 4 and a.transpose(0, 2, 3, 1).flags.c_contiguous
-
-
-def _empty(shape, dtype, xp):
-    return xp.empty(shape, dtype=dtype)
-
-
-def empty_channels_last(shape, dtype, xp):
-    """A new (N, C, H, W) array stored channels-last (memory order N, H, W, C)."""
-    n, c, h, w = shape
-    return xp.empty((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)
 
 
 def _pm_conv(x, pads, wmat, out, kernel, stride, dilation, bias=None, name="pm_padded"):
@@ -556,7 +540,7 @@ class Conv2d(Module):
         use_transposed = self.input_grad and self._use_transposed(h, w, ho, wo)
         grad_input = None  # for the network's data input: nobody needs dE/dx
         if self.input_grad:  # a new array, in x's layout (channels-last or not)
-            grad_input = (empty_channels_last if channels_last(x) else _empty)(x_shape, grad_output.dtype, xp)
+            grad_input = empty_like_layout(x, dtype=grad_output.dtype)
 
         kept = self._kept_columns if need_weight else None
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import parallel
-from ..backend import array_module, resolve_dtype
+from ..backend import array_module, channels_last, empty_channels_last, resolve_dtype
 from ..parameter import Parameter
 from .base import Module
-from .conv import _Scratch, channels_last, empty_channels_last
+from .conv import _Scratch
 
 
 class _BatchNorm(Module):
@@ -82,6 +82,7 @@ class _BatchNorm(Module):
             self.register_buffer("num_batches_tracked", None)
         self._dtype = dtype
         self._cache = None
+        self._scratch = _Scratch()  # the channels-last path's x - mu and its vector of ones
 
     def _param_dtype(self):
         if self.weight is not None:
@@ -217,42 +218,30 @@ class _BatchNorm(Module):
     # slices of a channels-last array took 6.3 ms forward.
 
     def _ones(self, length, dtype):
-        """A vector of ``length`` ones (a view of one kept vector, grown when needed)."""
-        ones = self.__dict__.get("_ones_vector")
-        if ones is None or ones.size < length or ones.dtype != dtype:
-            ones = np.ones(length, dtype=dtype)
-            object.__setattr__(self, "_ones_vector", ones)
-        return ones[:length]
+        """``length`` ones, kept between calls (per-channel sums are ``ones @ rows``)."""
+        return self._scratch.get("ones", (length,), dtype, np, fill=1.0)
 
-    def _scratch_arrays(self):
-        scratch = self.__dict__.get("_cl_scratch")
-        if scratch is None:
-            scratch = _Scratch()
-            object.__setattr__(self, "_cl_scratch", scratch)
-        return scratch
-
-    def _channel_sums(self, rows, c):
-        """sum over samples and positions of ``rows`` (N, H*W*C): (C,), computed in slices
-        of samples whose partial sums are added in slice order."""
-
-        def partial(start, stop):
-            part = rows[start:stop].reshape(-1, c)
-            return self._ones(part.shape[0], part.dtype) @ part
-
-        parts = parallel.over_batch(rows.shape[0], rows.size, partial, np)
+    @staticmethod
+    def _sum_in_order(parts):
+        """The slices' partial sums (arrays, or tuples of arrays) added in slice order."""
         total = parts[0]
         for p in parts[1:]:
-            total = total + p
+            total = tuple(a + b for a, b in zip(total, p)) if isinstance(total, tuple) else total + p
         return total
+
+    @staticmethod
+    def _row_helpers(L, c, dtype):
+        """(tiled, as2d): a per-channel (C,) vector repeated over a sample's H*W positions
+        (one value per element of a (N, H*W*C) row), and (m, H*W*C) rows seen as (m*H*W, C)."""
+        return (lambda v: np.tile(v.astype(dtype, copy=False), L)), (lambda a: a.reshape(-1, c))
 
     def _forward_channels_last(self, x, use_batch, count):
         n, c, h, w = x.shape
         L = h * w
         rows = x.transpose(0, 2, 3, 1).reshape(n, L * c)  # views: sample n's H*W*C values in a row
-        y = empty_channels_last(x.shape, x.dtype, np)
+        y = empty_channels_last(x.shape, x.dtype)
         y_rows = y.transpose(0, 2, 3, 1).reshape(n, L * c)
-        tiled = lambda v: np.tile(v.astype(x.dtype, copy=False), L)  # noqa: E731 - per channel -> per row value
-        as2d = lambda a: a.reshape(-1, c)  # noqa: E731 - (m, L*C) -> (m*L, C)
+        tiled, as2d = self._row_helpers(L, c, x.dtype)
         if not use_batch:
             inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
             scale = inv_std * self.weight.data if self.affine else inv_std
@@ -267,21 +256,22 @@ class _BatchNorm(Module):
             kept = (x, self.running_mean.copy())  # for dE/dgamma
             self._cache = ("running, channels-last", kept, inv_std.astype(x.dtype, copy=False), count, x.shape)
             return y
-        centred = self._scratch_arrays().get("centred", (n, h, w, c), x.dtype, np).transpose(0, 3, 1, 2)
+        centred = self._scratch.get("centred", (n, h, w, c), x.dtype, np).transpose(0, 3, 1, 2)
         centred_rows = centred.transpose(0, 2, 3, 1).reshape(n, L * c)
-        mean = self._channel_sums(rows, c) * (1.0 / count)
+        ones = self._ones(n * L, x.dtype)  # a slice of m samples sums with ones[:m*L]
+
+        def sum_slice(start, stop):
+            return ones[: (stop - start) * L] @ as2d(rows[start:stop])
+
+        mean = self._sum_in_order(parallel.over_batch(n, x.size, sum_slice, np)) * (1.0 / count)
         mean_t = tiled(mean)
 
-        def centre_slice(start, stop):  # x - mu, and its square (in y, overwritten below)
+        def centre_slice(start, stop):  # x - mu, and the sum of its square (in y, overwritten below)
             np.subtract(rows[start:stop], mean_t, out=centred_rows[start:stop])
             np.multiply(centred_rows[start:stop], centred_rows[start:stop], out=y_rows[start:stop])
-            return self._ones((stop - start) * L, x.dtype) @ as2d(y_rows[start:stop])
+            return ones[: (stop - start) * L] @ as2d(y_rows[start:stop])
 
-        parts = parallel.over_batch(n, 2 * x.size, centre_slice, np)
-        var = parts[0]
-        for p in parts[1:]:
-            var = var + p
-        var = var * (1.0 / count)
+        var = self._sum_in_order(parallel.over_batch(n, 2 * x.size, centre_slice, np)) * (1.0 / count)
         inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype, copy=False)
         scale_t = tiled(inv_std * self.weight.data if self.affine else inv_std)
         bias_t = tiled(self.bias.data) if self.affine else None
@@ -303,30 +293,27 @@ class _BatchNorm(Module):
         L = h * w
         dtype = grad_output.dtype
         if not channels_last(grad_output):  # one copy into this path's layout
-            dy = empty_channels_last(grad_output.shape, dtype, np)
-            np.copyto(dy, grad_output)
+            dy = empty_channels_last(grad_output.shape, dtype)
+            dy[...] = grad_output
             grad_output = dy
         dy_rows = grad_output.transpose(0, 2, 3, 1).reshape(n, L * c)
-        grad_input = empty_channels_last(grad_output.shape, dtype, np)
+        grad_input = empty_channels_last(grad_output.shape, dtype)
         gi_rows = grad_input.transpose(0, 2, 3, 1).reshape(n, L * c)
-        tiled = lambda v: np.tile(v.astype(dtype, copy=False), L)  # noqa: E731 - per channel -> per row value
-        as2d = lambda a: a.reshape(-1, c)  # noqa: E731 - (m, L*C) -> (m*L, C)
+        tiled, as2d = self._row_helpers(L, c, dtype)
         scale = inv_std * self.weight.data if self.affine else inv_std
         batch = mode.startswith("batch")
         need_sums = batch or (self.affine and (self.weight.requires_grad or self.bias.requires_grad))
         if need_sums:
             source, mean = (kept, None) if batch else kept  # sum dy * xhat = inv * sum dy * (x - mu)
             source_rows = source.transpose(0, 2, 3, 1).reshape(n, L * c)
+            ones = self._ones(n * L, dtype)
 
             def sums_slice(start, stop):  # sum dy and sum dy * source (the product in grad_input, overwritten below)
-                ones = self._ones((stop - start) * L, dtype)
                 np.multiply(dy_rows[start:stop], source_rows[start:stop], out=gi_rows[start:stop])
-                return ones @ as2d(dy_rows[start:stop]), ones @ as2d(gi_rows[start:stop])
+                front = ones[: (stop - start) * L]
+                return front @ as2d(dy_rows[start:stop]), front @ as2d(gi_rows[start:stop])
 
-            parts = parallel.over_batch(n, 2 * grad_output.size, sums_slice, np)
-            sum_dy, sum_dy_source = parts[0]
-            for a, b in parts[1:]:
-                sum_dy, sum_dy_source = sum_dy + a, sum_dy_source + b
+            sum_dy, sum_dy_source = self._sum_in_order(parallel.over_batch(n, 2 * grad_output.size, sums_slice, np))
             if mean is not None:
                 sum_dy_source = sum_dy_source - mean * sum_dy
             sum_dy_xhat = sum_dy_source * inv_std

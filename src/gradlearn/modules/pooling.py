@@ -15,9 +15,9 @@ import math
 import numpy as np
 
 from .. import parallel
-from ..backend import array_module
+from ..backend import array_module, channels_last, empty_like_layout
 from .base import Module
-from .conv import _check_4d, _offset_slices, channels_last, empty_channels_last, _option_str, _pad_into, _pair, _positive_pair, _Scratch, _size_str
+from .conv import _check_4d, _offset_slices, _option_str, _pad_into, _pair, _positive_pair, _Scratch, _size_str
 
 
 class _Pool2d(Module):
@@ -146,7 +146,7 @@ class MaxPool2d(_Pool2d):
         hp, wp, ho, wo = self._geometry(x)
         xp = array_module(x)
         n, c = x.shape[:2]
-        y = _empty_like_layout(x, (n, c, ho, wo))
+        y = empty_like_layout(x, (n, c, ho, wo))
         if self._tiles(x.shape):
             return self._forward_tiles(x, y)
         padded = _pad_into(self._scratch, "padded", x, self._pads(), fill=-np.inf)
@@ -170,7 +170,7 @@ class MaxPool2d(_Pool2d):
         xp = array_module(x)
         n, c, h, _ = x.shape
         (kh, kw), wo = self.kernel_size, y.shape[3]
-        column_max = _empty_like_layout(x, (n, c, h, wo))
+        column_max = empty_like_layout(x, (n, c, h, wo))
 
         def max_slice(start, stop):
             source, cmax, out = x[start:stop], column_max[start:stop], y[start:stop]
@@ -221,7 +221,7 @@ class MaxPool2d(_Pool2d):
         xp = array_module(grad_output)
         source, y, column_max = self._source, self._y, self._column_max
         (kh, kw) = self.kernel_size
-        grad_input = _empty_like_layout(source, source.shape, grad_output.dtype)
+        grad_input = empty_like_layout(source, dtype=grad_output.dtype)
         n, c, h, wo = column_max.shape  # scratch, in the column maxima's layout
         if channels_last(column_max):
             grad_columns = self._scratch.get("grad_columns", (n, h, wo, c), grad_output.dtype, xp).transpose(0, 3, 1, 2)
@@ -235,14 +235,6 @@ class MaxPool2d(_Pool2d):
 
         parallel.over_batch(source.shape[0], source.size, route_slice, xp)
         return grad_input
-
-
-def _empty_like_layout(x, shape, dtype=None):
-    """A new array of ``shape`` stored channels-last when ``x`` (N, C, H, W) is (so a
-    channels-last network stays so), else C-contiguous."""
-    xp = array_module(x)
-    dtype = x.dtype if dtype is None else dtype
-    return empty_channels_last(shape, dtype, xp) if channels_last(x) else xp.empty(shape, dtype=dtype)
 
 
 def _route_to_first_max(values, maxima, grad, out, k, offset):

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from ..backend import array_module
+from ..backend import array_module, channels_last, empty_channels_last
 from .base import Module
-from .conv import channels_last, empty_channels_last
-
-
-def _copy_channels_last(a):
-    """A channels-last copy of the (N, C, H, W) array ``a``."""
-    out = empty_channels_last(a.shape, a.dtype, array_module(a))
-    out[...] = a
-    return out
 
 
 class Flatten(Module):
     """Merge dimensions ``start_dim`` .. ``end_dim`` into one: (N, C, H, W) -> (N, C*H*W) by default.
 
-    Backward reshapes the gradient back to the input's shape.
+    Backward reshapes the gradient back to the input's shape (a channels-last copy when
+    the input was channels-last, so the layer before gets its own layout back).
     """
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
@@ -38,7 +31,7 @@ class Flatten(Module):
                 "forward", f"cannot flatten dims {self.start_dim}..{self.end_dim} of an input of shape {tuple(x.shape)}"
             )
         self.in_shape = x.shape
-        self._in_channels_last = channels_last(x) and not x.flags.c_contiguous
+        self._in_channels_last = channels_last(x)
         return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1 :])
 
     def backward(self, grad_output):
@@ -48,10 +41,11 @@ class Flatten(Module):
             raise self.error(
                 "backward", f"expected grad_output with {_prod(self.in_shape)} elements, got shape {tuple(grad_output.shape)}"
             )
-        grad_input = grad_output.reshape(self.in_shape)
         if self._in_channels_last:  # the input's layout, so the layer before runs on one layout
-            grad_input = _copy_channels_last(grad_input)
-        return grad_input
+            grad_input = empty_channels_last(self.in_shape, grad_output.dtype, array_module(grad_output))
+            grad_input[...] = grad_output.reshape(self.in_shape)
+            return grad_input
+        return grad_output.reshape(self.in_shape)
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
