@@ -64,6 +64,24 @@ def test_round_trip_restores_model_optimizer_and_generators_exactly(tmp_path):
     assert np.array_equal(target[2].generator.random(5), model[2].generator.random(5))
 
 
+def test_zero_dimensional_buffers_keep_their_shape(tmp_path):
+    """BatchNorm's step count is a 0-d array: it is saved as shape () (a safetensors
+    scalar), not (1,), so weights and checkpoints of a BatchNorm network load back."""
+    def net():
+        return gl.Sequential(gl.Conv2d(1, 2, 3), gl.BatchNorm2d(2))
+
+    model = net()
+    model(np.random.default_rng(0).standard_normal((4, 1, 5, 5)).astype(np.float32))
+    gl.save_weights(tmp_path / "w.safetensors", model)
+    save_checkpoint(tmp_path / "c.safetensors", model)
+    for load in (lambda m: gl.load_weights(tmp_path / "w.safetensors", m), lambda m: load_checkpoint(tmp_path / "c.safetensors", m)):
+        target = net()
+        load(target)
+        assert target[1].num_batches_tracked.shape == () and int(target[1].num_batches_tracked) == 1
+        for key, value in model.state_dict().items():
+            assert np.array_equal(target.state_dict()[key], value), key
+
+
 def test_file_is_plain_safetensors_with_state_dict_names_and_json_metadata(tmp_path):
     from safetensors import safe_open
     from safetensors.numpy import load_file

@@ -74,7 +74,7 @@ def _is_array(value) -> bool:
 def _to_numpy(value):
     if type(value) is not np.ndarray and hasattr(value, "get"):  # a CuPy array
         value = value.get()
-    return np.ascontiguousarray(value)
+    return np.asarray(value, order="C")  # (not ascontiguousarray, which makes a 0-d array 1-d)
 
 
 def split_tree(obj, prefix: str, tensors: dict):
@@ -226,7 +226,7 @@ def encode(tensors: dict, state: dict) -> bytes:
 
     metadata = {"format": FORMAT, "state": json.dumps(state, allow_nan=True, separators=(",", ":"))}
     metadata["sha256"] = _digest(metadata, tensors)
-    return save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=metadata)
+    return save({k: np.asarray(v, order="C") for k, v in tensors.items()}, metadata=metadata)
 
 
 def checkpoint_bytes(model, optimizer=None, schedule=None, extra=None) -> bytes:
