@@ -101,7 +101,7 @@ def to_device(array, device):
 
 def device_of(array) -> str:
     """'cpu' for a NumPy array, 'cuda:N' for a CuPy array."""
-    if type(array) is np.ndarray or not hasattr(array, "device"):
+    if array_module(array) is np:  # NumPy 2's arrays have a .device too: the string 'cpu'
         return "cpu"
     return f"cuda:{array.device.id}"
 

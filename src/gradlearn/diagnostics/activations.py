@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..backend import to_device
 from ..modules.activation import ReLU, Sigmoid, Tanh
 
 TANH_SATURATION = 0.97
@@ -57,7 +58,7 @@ def layer_stats(name: str, module, output) -> LayerStats | None:
     """The :class:`LayerStats` of ``module``'s ``output`` (None for a non-array output)."""
     if not (hasattr(output, "shape") and hasattr(output, "dtype")) or output.dtype.kind != "f" or output.size == 0:
         return None
-    y = np.asarray(output)
+    y = to_device(output, "cpu")  # the statistics are read on the host, from a GPU output too
     kind = _kind(module)
     dead = saturated = None
     if kind == "relu":
@@ -212,7 +213,7 @@ class ActivationRecorder:
                 if stats is not None:
                     recorder.history.setdefault(name, []).append(stats)
                     if recorder.keep_outputs:
-                        recorder.outputs[name] = np.array(output, copy=True)
+                        recorder.outputs[name] = np.array(to_device(output, "cpu"), copy=True)
             return output
 
         recording_forward.__wrapped__ = forward

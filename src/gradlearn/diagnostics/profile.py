@@ -2,7 +2,9 @@
 
 Each leaf module (a layer, an activation; not a container) of a *copy* of the model gets
 temporary instance attributes ``forward`` and ``backward`` that call the class's methods
-and add the elapsed wall time (``time.perf_counter``) to that layer's account. One
+and add the elapsed wall time (``time.perf_counter``) to that layer's account; on the GPU
+each timed call starts and ends with a device synchronisation, so it is the layer's real
+time, not the time to queue its kernels. One
 training step is then run ``warmup`` times unmeasured (buffers, caches) and ``repeat``
 times measured, in training mode, on a standard-normal batch ``(batch_size, *input_shape)``
 in the model's dtype, with a standard-normal gradient of the output:
@@ -149,8 +151,8 @@ def profile(model, input_shape, batch_size: int = 32, repeat: int = 5, *, warmup
     leaves = list(_leaves(clone))
     for name, module in leaves:
         account = times.setdefault(name, [0.0, 0.0, 0])
-        object.__setattr__(module, "forward", _timed(module.forward, account, 0))
-        object.__setattr__(module, "backward", _timed(module.backward, account, 1))
+        object.__setattr__(module, "forward", _timed(module.forward, account, 0, xp))
+        object.__setattr__(module, "backward", _timed(module.backward, account, 1, xp))
 
     grad_output = None
     step_forward = step_backward = 0.0
@@ -162,6 +164,7 @@ def profile(model, input_shape, batch_size: int = 32, repeat: int = 5, *, warmup
         clone.zero_grad()
         started = time.perf_counter()
         y = clone(x)
+        _synchronise(xp)
         middle = time.perf_counter()
         if grad_output is None:
             outputs = y if isinstance(y, tuple) else (y,)
@@ -181,10 +184,12 @@ def profile(model, input_shape, batch_size: int = 32, repeat: int = 5, *, warmup
     return report
 
 
-def _timed(method, account, slot):
+def _timed(method, account, slot, xp):
     def timed(*args):
+        _synchronise(xp)
         started = time.perf_counter()
         result = method(*args)
+        _synchronise(xp)
         account[slot] += time.perf_counter() - started
         if slot == 0:
             account[2] += 1

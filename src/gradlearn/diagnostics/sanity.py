@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..backend import resolve_generator
+from ..backend import resolve_generator, to_device
 from ..losses import EnergyLoss, EnergyNLLLoss, HingeLoss, Loss, PerceptronLoss
 
 # -------------------------------------------------------------------------------------------
@@ -155,8 +155,8 @@ def classification_error(output, target, loss=None):
     losses, whose low energy is the answer); one-hot float targets (N, C): argmax of both;
     0/1 targets against one logit per sample (N,) or (N, 1): the sign of the logit.
     """
-    output = np.asarray(output)
-    target = np.asarray(target)
+    output = to_device(output, "cpu")
+    target = to_device(target, "cpu")
     if output.ndim == 0 or target.ndim == 0 or output.shape[0] != target.shape[0]:
         return None
     pick = np.argmin if isinstance(loss, _ENERGY_LOSSES) else np.argmax

@@ -108,15 +108,22 @@ def _windows(xp_array, kernel, out_size, stride, dilation, channels_first=True):
     """A read-only strided view of the windows of a padded (N, C, Hp, Wp) array:
     shape (N, C, kh, kw, Ho, Wo), element [n, c, i, j, a, b] =
     padded[n, c, a*sh + i*dh, b*sw + j*dw]. Nothing is copied."""
-    xp = array_module(xp_array)
     n, c = xp_array.shape[:2]
     s_n, s_c, s_h, s_w = xp_array.strides
-    return xp.lib.stride_tricks.as_strided(
+    return _strided_view(
         xp_array,
         shape=(n, c, kernel[0], kernel[1], out_size[0], out_size[1]),
         strides=(s_n, s_c, s_h * dilation[0], s_w * dilation[1], s_h * stride[0], s_w * stride[1]),
-        writeable=False,
     )
+
+
+def _strided_view(a, shape, strides):
+    """``a``'s memory seen with ``shape`` and byte ``strides``: read-only on NumPy (CuPy's
+    arrays have no such flag)."""
+    xp = array_module(a)
+    if xp is np:
+        return np.lib.stride_tricks.as_strided(a, shape=shape, strides=strides, writeable=False)
+    return xp.lib.stride_tricks.as_strided(a, shape=shape, strides=strides)
 
 
 def _offset_slices(kernel, out_size, stride, dilation):
@@ -232,11 +239,8 @@ def _pm_columns(padded, kernel, out_size, stride, dilation):
     s_n, s_h, s_w, s_c = padded.strides
     m = padded.shape[0]
     shape = (m, out_size[0], out_size[1], kernel[0], kernel[1], padded.shape[3])
-    windows = xp.lib.stride_tricks.as_strided(
-        padded,
-        shape=shape,
-        strides=(s_n, s_h * stride[0], s_w * stride[1], s_h * dilation[0], s_w * dilation[1], s_c),
-        writeable=False,
+    windows = _strided_view(
+        padded, shape, strides=(s_n, s_h * stride[0], s_w * stride[1], s_h * dilation[0], s_w * dilation[1], s_c)
     )
     cols = _SHARED.get("cols", shape, padded.dtype, xp)
     xp.copyto(cols, windows)

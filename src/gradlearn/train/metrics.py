@@ -25,6 +25,8 @@ import re
 
 import numpy as np
 
+from ..backend import array_module
+
 
 def _as_classes(prediction, threshold: float = 0.5):
     """Predicted class per sample: arg-max over columns, or score > threshold for one column."""
@@ -36,7 +38,7 @@ def _as_classes(prediction, threshold: float = 0.5):
 
 
 def _target_classes(target, n: int):
-    target = np.asarray(target)
+    target = array_module(target).asarray(target)  # a CuPy target stays on the GPU
     if target.ndim == 2 and target.shape[1] > 1:
         target = target.argmax(axis=1)
     target = target.reshape(-1)
@@ -87,7 +89,7 @@ def confusion_matrix(prediction, target, num_classes: int | None = None, thresho
 
 def mean_squared_error(prediction, target) -> float:
     """Mean over every element of (prediction - target)², accumulated in float64."""
-    target = np.asarray(target).reshape(prediction.shape)
+    target = array_module(prediction).asarray(target).reshape(prediction.shape)
     diff = prediction.astype(np.float64) - target
     return float(np.mean(diff * diff)) if diff.size else float("nan")
 
@@ -174,7 +176,7 @@ class MeanSquaredError(Metric):
         self.total, self.count = 0.0, 0
 
     def update(self, prediction, target):
-        target = np.asarray(target).reshape(prediction.shape)
+        target = array_module(prediction).asarray(target).reshape(prediction.shape)
         diff = prediction.astype(np.float64) - target
         self.total += float(np.vdot(diff, diff))
         self.count += diff.size

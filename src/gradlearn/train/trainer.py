@@ -40,6 +40,7 @@ import warnings
 import numpy as np
 
 from .. import losses as _losses
+from ..backend import device_of, to_device
 from .callbacks import Callback, ProgressBar, list_checkpoints
 from .checkpoint import CheckpointError, atomic_write, check_generator_state, checkpoint_bytes, load_checkpoint, read_checkpoint
 from .metrics import get_metric
@@ -360,6 +361,14 @@ class Trainer:
             return _IterableSource(data)
         raise TypeError(f"Trainer: expected (x, y) arrays, a DataLoader or an iterable of (x, y) batches, got {type(data).__name__}")
 
+    def _to_model_device(self, batches):
+        """``batches`` of (x, y), moved to the model's device when that is a GPU (a model on
+        the CPU gets its batches untouched), so that ``model.to('cuda')`` is all a user writes."""
+        device = next((device_of(p.data) for p in self.model.parameters()), "cpu")
+        if device == "cpu":
+            return batches
+        return ((to_device(x, device), None if y is None else to_device(y, device)) for x, y in batches)
+
     def _ordered_callbacks(self, verbose):
         callbacks = list(self.callbacks)
         if self.parallel is not None and not self.parallel.is_main:
@@ -440,7 +449,7 @@ class Trainer:
                 self._call(callbacks, "on_epoch_begin", epoch, {"lr": lr})
                 model.train()
                 started = time.perf_counter() - acc["elapsed"]
-                for x, y in source.batches(skip):
+                for x, y in self._to_model_device(source.batches(skip)):
                     logs["batch"] = step = self.step
                     self._call(callbacks, "on_batch_begin", step, logs)
                     zero_grad()
@@ -524,7 +533,7 @@ class Trainer:
             m.reset()
         total, count = 0.0, 0
         try:
-            for x, y in self._eval_batches(data, batch_size):
+            for x, y in self._to_model_device(self._eval_batches(data, batch_size)):
                 output = self.model(x)
                 n = len(x)
                 total += float(self.loss(output, y)) * n
@@ -552,15 +561,18 @@ class Trainer:
         raise TypeError(f"Trainer.evaluate: expected (x, y) arrays or an iterable of (x, y) batches, got {type(data).__name__}")
 
     def predict(self, x, batch_size: int | None = None):
-        """The model's outputs for ``x`` (an array, or an iterable of x or (x, y) batches), in eval mode."""
+        """The model's outputs for ``x`` (an array, or an iterable of x or (x, y) batches), in eval
+        mode, on the model's device."""
         bs = int(batch_size or self.batch_size)
         was_training = self.model.training
         self.model.eval()
         try:
             if _is_array(x):
-                outputs = [self.model(x[i : i + bs]) for i in range(0, len(x), bs)]
+                inputs = (x[i : i + bs] for i in range(0, len(x), bs))
             else:
-                outputs = [self.model(b[0] if isinstance(b, (tuple, list)) else b) for b in x]
+                inputs = (b[0] if isinstance(b, (tuple, list)) else b for b in x)
+            batches = self._to_model_device((xb, None) for xb in inputs)
+            outputs = [self.model(xb) for xb, _ in batches]
         finally:
             self.model.train(was_training)
         if not outputs:
