@@ -11,6 +11,8 @@ in the model's dtype, with a standard-normal gradient of the output:
 
     y = model(x);  model.backward(g)            (parameter gradients zeroed before each step)
 
+and, as in the Trainer, the first layer computes no gradient for the data input.
+
 A layer's time is the mean over the measured steps of the time spent in its forward and
 backward (a module used several times in the network sums its calls). Only leaves are
 timed, so nothing is counted twice; the whole step is timed too, and the difference is the
@@ -141,6 +143,7 @@ def profile(model, input_shape, batch_size: int = 32, repeat: int = 5, *, warmup
     if not input_shape or any(s < 1 for s in input_shape):
         raise ValueError(f"profile: input_shape must be positive sizes, got {input_shape}")
     clone = model.copy().train()
+    clone.skip_input_grad()  # as in training: the data input needs no dE/dx
     dtype = _model_dtype(clone)
     params = list(clone.parameters())
     xp = array_module(params[0].data) if params else np
