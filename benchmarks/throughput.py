@@ -149,8 +149,12 @@ def main(argv=None):
         torch_line = "PyTorch not installed: gradlearn only, no ratios"
     print(openblas_info())
     print(f"NumPy {np.__version__}; {torch_line}")
-    peak = peak_gflops()
-    print(f"NumPy float32 matmul peak: {peak:.1f} GFLOP/s")
+    if args.device == "cuda":  # the CPU's matmul peak says nothing of the GPU's
+        peak = None
+        print(f"GPU: {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}; CuPy {cupy.__version__}")
+    else:
+        peak = peak_gflops()
+        print(f"NumPy float32 matmul peak: {peak:.1f} GFLOP/s")
     head = f"{'':3} {'workload':<26} {'train gl/s':>10} {'torch/s':>9} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6} | {'infer gl/s':>10} {'torch/s':>9} {'ratio':>6}"
     print(head)
     for name in names:
@@ -160,7 +164,7 @@ def main(argv=None):
         ir = f"{r['gl_infer'] / r['torch_infer']:6.2f}" if torch_ok else f"{'-':>6}"
         print(
             f"{name:3} {WORKLOADS[name][0]:<26} {r['gl_train']:10.0f} {r.get('torch_train', float('nan')):9.0f} {tr} "
-            f"{gflops:8.1f} {100 * gflops / peak:5.0f}% | {r['gl_infer']:10.0f} {r.get('torch_infer', float('nan')):9.0f} {ir}",
+            f"{gflops:8.1f} {'-' if peak is None else f'{100 * gflops / peak:.0f}%':>6} | {r['gl_infer']:10.0f} {r.get('torch_infer', float('nan')):9.0f} {ir}",
             flush=True,
         )
     if args.both_envs:
