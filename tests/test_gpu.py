@@ -53,13 +53,24 @@ def _forward_backward(case, module, inputs, move):
     return [host(o) for o in outs], [host(g) for g in grads if g is not None], [host(p.grad) for p in module.parameters()], state, on_device
 
 
+def _strided(cupy, a):
+    """``a`` on the GPU in another memory layout: channels-last for (N, C, H, W) (what a
+    pixel-major convolution writes), column-major for other arrays of 2+ dimensions."""
+    g = cupy.asarray(a)
+    if g.ndim == 4:
+        return cupy.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    return cupy.asfortranarray(g) if g.ndim >= 2 and a.dtype.kind == "f" else g
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
 @pytest.mark.parametrize("case", case_params(all_cases()))
-def test_every_registry_case_gives_the_cpu_results_on_the_gpu(cupy, case):
+def test_every_registry_case_gives_the_cpu_results_on_the_gpu(cupy, case, layout):
+    """Inputs and upstream gradients in C order, and in channels-last or column-major order."""
     inputs = [x.astype(np.float32) if x.dtype.kind == "f" else x for x in case.inputs(np.random.default_rng(0))]
     on_cpu = case.make().to(np.float32)
     on_cuda = on_cpu.copy().to("cuda")  # the same weights, and the same dropout generator state
     expected = _forward_backward(case, on_cpu, inputs, lambda a: a)
-    got = _forward_backward(case, on_cuda, inputs, cupy.asarray)
+    got = _forward_backward(case, on_cuda, inputs, cupy.asarray if layout == "contiguous" else lambda a: _strided(cupy, a))
     assert all(got[4]), f"{case.name}: some results are not CuPy arrays: the work did not run on the GPU"
     for what, a, b in zip(("output", "input gradient", "parameter gradient"), got[:3], expected[:3]):
         assert len(a) == len(b)
@@ -69,6 +80,17 @@ def test_every_registry_case_gives_the_cpu_results_on_the_gpu(cupy, case):
     assert got[3].keys() == expected[3].keys()
     for name in expected[3]:
         assert_close(got[3][name], expected[3][name], FLOAT32, f"{case.name} state {name}")
+
+
+def test_max_pool_routes_ties_to_the_first_maximum_as_on_the_cpu(cupy):
+    """The GPU's tiling max-pool kernel picks each window's first maximum in row-major
+    order, like the CPU path: with many ties the gradients are identical."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, (4, 3, 8, 8)).astype(np.float32)  # windows of 0s and 1s: ties everywhere
+    g = rng.standard_normal((4, 3, 4, 4)).astype(np.float32)
+    cpu, gpu = gl.MaxPool2d(2), gl.MaxPool2d(2)
+    np.testing.assert_array_equal(host(gpu(cupy.asarray(x))), cpu(x))
+    np.testing.assert_array_equal(host(gpu.backward(cupy.asarray(g))), cpu.backward(g))
 
 
 def test_moving_a_packed_model_moves_its_two_flat_vectors(cupy):
@@ -87,6 +109,7 @@ def test_moving_a_packed_model_moves_its_two_flat_vectors(cupy):
 
 
 OPTIMIZERS = [
+    lambda p: gl.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-3),  # one fused kernel on the GPU
     lambda p: gl.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
     lambda p: gl.SGD(p, lr=0.1, l1=1e-3),
     lambda p: gl.Adagrad(p, lr=0.1),
@@ -97,7 +120,7 @@ OPTIMIZERS = [
 ]
 
 
-@pytest.mark.parametrize("make_optimizer", OPTIMIZERS, ids=["sgd-nesterov", "sgd-l1", "adagrad", "rmsprop", "adam", "adamw", "nadam"])
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS, ids=["sgd-momentum", "sgd-nesterov", "sgd-l1", "adagrad", "rmsprop", "adam", "adamw", "nadam"])
 def test_optimizers_take_the_same_steps_on_the_gpu(cupy, make_optimizer):
     gl.manual_seed(0)
     cpu_net = gl.Sequential(gl.Linear(5, 8), gl.Tanh(), gl.Linear(8, 3))

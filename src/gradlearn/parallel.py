@@ -53,6 +53,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
+from .backend import array_module
+
 MIN_WORK = 1 << 20  # below this much work per call (elements or multiply-adds), starting the workers costs more than it saves
 MIN_ACTIVE_WORK = 1 << 18  # ... and below this, a hand-off costs more than it saves while they are active anyway
 
@@ -176,11 +178,14 @@ def over_batch(n: int, work: int, fn, xp=np, *, follower: bool = False):
 
 def add(a, b):
     """a + b for two arrays of one shape, as a new array in a's layout, computed in slices
-    of the batch (axis 0) on the workers when large (``over_batch``); other arguments
-    (CuPy arrays, broadcasting) get a plain ``a + b``. For residual sums: ResNet-20 adds
-    (64, 16, 32, 32) arrays 18 times a step."""
-    if type(a) is not np.ndarray or type(b) is not np.ndarray or a.shape != b.shape or a.ndim == 0:
+    of the batch (axis 0) on the workers when large (``over_batch``); on the GPU one
+    kernel; other arguments (broadcasting, scalars) get a plain ``a + b``. For residual
+    sums: ResNet-20 adds (64, 16, 32, 32) arrays 18 times a step."""
+    if type(a) is not type(b) or getattr(a, "ndim", 0) == 0 or a.shape != b.shape:
         return a + b
+    if type(a) is not np.ndarray:  # CuPy: one kernel, its output in a's layout too
+        xp = array_module(a)
+        return xp.add(a, b, out=xp.empty_like(a, dtype=np.result_type(a.dtype, b.dtype)))
     out = np.empty_like(a, dtype=np.result_type(a, b))
     over_batch(len(a), a.size, lambda start, stop: np.add(a[start:stop], b[start:stop], out=out[start:stop]))
     return out

@@ -70,6 +70,7 @@ import numpy as np
 
 from .. import init, parallel
 from ..backend import array_module, channels_last, empty_channels_last, empty_like_layout, resolve_dtype, resolve_generator
+from ..gpu_kernels import channel_sum, kernel
 from ..parameter import Parameter
 from .base import Module
 
@@ -215,8 +216,11 @@ _KEEP_COLUMNS_BYTES = 32 << 20  # the channel-major forward keeps its columns fo
 _CHUNK_FLOATS = 600_000  # columns per chunk, ~2.4 MB of float32: they stay in cache for the GEMM
 
 
-def _pm_chunk(n, pixels, k):
-    """Samples per chunk so that a chunk's (samples*pixels, k) columns hold ~_CHUNK_FLOATS."""
+def _pm_chunk(n, pixels, k, xp=np):
+    """Samples per chunk so that a chunk's (samples*pixels, k) columns hold ~_CHUNK_FLOATS;
+    on the GPU the whole batch (no cache to stay in, and every chunk costs kernel launches)."""
+    if xp is not np:
+        return n
     return max(1, min(n, _CHUNK_FLOATS // (pixels * k)))
 
 
@@ -256,7 +260,7 @@ def _pm_conv(x, pads, wmat, out, kernel, stride, dilation, bias=None, name="pm_p
     xp = array_module(out)
     n, q, ho, wo = out.shape
     pixels = ho * wo
-    nb = _pm_chunk(n, pixels, wmat.shape[0])
+    nb = _pm_chunk(n, pixels, wmat.shape[0], xp)
     direct = channels_last(out)
     prod = None if direct else _SHARED.get("pm_prod", (nb * pixels, q), out.dtype, xp)
     for n0 in range(0, n, nb):
@@ -287,7 +291,7 @@ def _pm_weight_grad(x, pads, grad_output, kernel, stride, dilation):
     n, o, ho, wo = grad_output.shape
     pixels = ho * wo
     k = kernel[0] * kernel[1] * x.shape[1]
-    nb = _pm_chunk(n, pixels, k)
+    nb = _pm_chunk(n, pixels, k, xp)
     direct = channels_last(grad_output)
     dyt = None if direct else _SHARED.get("pm_dy", (nb * pixels, o), grad_output.dtype, xp)
     acc = _SHARED.get("pm_dw", (k, o), grad_output.dtype, xp)
@@ -579,19 +583,27 @@ class Conv2d(Module):
             dy = _SHARED.get("dy_t", (g, og, n * ho * wo), grad_output.dtype, xp)
             xp.copyto(dy.reshape(o, n, ho, wo), grad_output.transpose(1, 0, 2, 3))
         dw = db = None
-        if need_weight:  # copied out of the scratch, which the thread's next slice may reuse
+        if need_weight:
             if pixel_major:
                 # columns recomputed chunk by chunk: shared, not kept per layer
                 dw_t = _pm_weight_grad(x, self._pads, grad_output, self.kernel_size, self.stride, self.dilation)
-                dw = dw_t.reshape(kh, kw, c, o).transpose(3, 2, 0, 1).copy()
+                dw = dw_t.reshape(kh, kw, c, o).transpose(3, 2, 0, 1)
             else:
-                dw = self._weight_grad_channel_major(x, dy, (ho, wo), cols).copy()
+                dw = self._weight_grad_channel_major(x, dy, (ho, wo), cols)
+            if xp is np:  # copied out of the scratch, which the thread's next slice may reuse
+                dw = dw.copy()
         if need_bias:
-            db = grad_output.sum(axis=(0, 2, 3)) if dy is None else dy.reshape(o, n * ho * wo).sum(axis=1)
+            if xp is not np:
+                db = channel_sum(grad_output)
+            else:
+                db = grad_output.sum(axis=(0, 2, 3)) if dy is None else dy.reshape(o, n * ho * wo).sum(axis=1)
         if grad_input is None:
             return dw, db
         if pm_input_grad:
             self._input_grad_pixel_major(grad_output, grad_input)
+            return dw, db
+        if xp is not np and not use_transposed:
+            self._input_grad_col2im_gpu(dy, grad_input, (ho, wo))
             return dw, db
         if use_transposed:
             grad_t = self._input_grad_transposed(dy, x.shape, (ho, wo))
@@ -674,6 +686,20 @@ class Conv2d(Module):
         for k, (rows, cols) in enumerate(_offset_slices(self.kernel_size, out_size, self.stride, self.dilation)):
             grad_padded[:, :, rows, cols] += grad_cols[:, k // kw, k % kw]
         return grad_padded[:, :, top : top + h, left : left + w]
+
+    def _input_grad_col2im_gpu(self, dy, grad_input, out_size):
+        """The GPU's col2im: the column gradients W^T dE/dy as above, then one kernel in which
+        each element of dE/dx gathers the column entries that read it, written straight into
+        ``grad_input`` (a 5x5 kernel's 25 slice additions cost 25 launches)."""
+        n, c, h, w = grad_input.shape
+        (kh, kw), g = self.kernel_size, self.groups
+        og, kg = self.out_channels // g, c // g * kh * kw
+        xp = array_module(dy)
+        grad_cols = _SHARED.get("cols", (g, kg, dy.shape[2]), dy.dtype, xp)
+        _matmul(self.weight.data.reshape(g, og, kg).swapaxes(1, 2), dy, grad_cols)  # (C*kh*kw, N*P)
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        top, _, left, _ = self._pads
+        kernel("col2im")(grad_cols, n, c, h, w, out_size[0], out_size[1], kh, kw, sh, sw, dh, dw, top, left, grad_input)
 
     def _input_grad_transposed(self, dy, x_shape, out_size):
         """Stride 1: dE/dx = dE/dy padded by dilation*(k-1) - pad, correlated with the

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import parallel
 from ..backend import array_module, channels_last, empty_like_layout
+from ..gpu_kernels import kernel
 from .base import Module
 from .conv import _check_4d, _offset_slices, _option_str, _pad_into, _pair, _positive_pair, _Scratch, _size_str
 
@@ -139,7 +140,10 @@ class MaxPool2d(_Pool2d):
     kw-th element instead of every (kh*kw)-th, so fewer strided passes: on one core,
     backward 14.2 -> 8.2 ms (2x2 on 64x32x32x32), 3.3 -> 2.7 ms (LeNet-5's 128x6x28x28),
     forward 5.0 -> 4.0 ms and 1.33 -> 0.94 ms. (A window holding a NaN sends its gradient
-    to its last row and column instead of to the NaN.)
+    to its last row and column instead of to the NaN.) On the GPU, tiling windows take one
+    kernel each way (gradlearn.gpu_kernels): the forward also notes each window's first
+    maximum (a NaN counts as the maximum there), the backward hands each input its
+    window's dE/dy where it is that maximum.
     """
 
     def forward(self, x):
@@ -160,7 +164,7 @@ class MaxPool2d(_Pool2d):
                 xp.maximum(out, source[:, :, rows, cols], out=out)
 
         parallel.over_batch(n, padded.size, max_slice, xp)
-        self._source, self._y, self._column_max = padded, y, None
+        self._source, self._y, self._column_max, self._first_max = padded, y, None, None
         self._shapes = (x.shape, y.shape)
         return y
 
@@ -170,6 +174,12 @@ class MaxPool2d(_Pool2d):
         xp = array_module(x)
         n, c, h, _ = x.shape
         (kh, kw), wo = self.kernel_size, y.shape[3]
+        self._shapes = (x.shape, y.shape)
+        if xp is not np:  # one kernel, which also notes each window's first maximum for the backward
+            first = xp.empty(y.shape, dtype=xp.int32)
+            kernel("max_pool_tiles")(x, c, y.shape[2], wo, kh, kw, y, first)
+            self._source, self._y, self._column_max, self._first_max = x, y, None, first
+            return y
         column_max = empty_like_layout(x, (n, c, h, wo))
 
         def max_slice(start, stop):
@@ -182,8 +192,7 @@ class MaxPool2d(_Pool2d):
                 xp.maximum(out, cmax[:, :, i::kh], out=out)
 
         parallel.over_batch(n, x.size, max_slice, xp)
-        self._source, self._y, self._column_max = x, y, column_max
-        self._shapes = (x.shape, y.shape)
+        self._source, self._y, self._column_max, self._first_max = x, y, column_max, None
         return y
 
     def backward(self, grad_output):
@@ -193,6 +202,10 @@ class MaxPool2d(_Pool2d):
         n, c, h, w = x_shape
         xp = array_module(grad_output)
         source, y = self._source, self._y
+        if self._first_max is not None:  # the GPU's tiling windows
+            grad_input = empty_like_layout(source, dtype=grad_output.dtype)
+            kernel("max_pool_tiles_grad")(grad_output, self._first_max, c, h, w, *self.kernel_size, grad_input)
+            return grad_input
         if self._column_max is not None:
             return self._backward_tiles(grad_output)
         ho, wo = grad_output.shape[2:]

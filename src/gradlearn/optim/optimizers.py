@@ -54,6 +54,7 @@ from operator import attrgetter, itemgetter
 import numpy as np
 
 from ..backend import array_module
+from ..gpu_kernels import kernel
 from ..parameter import FlatParameters, Parameter, pack_parameters
 
 _requires_grad = attrgetter("requires_grad")
@@ -465,6 +466,9 @@ class SGD(Optimizer):
         """One SGD step on the flat vector (no loop over parameters)."""
         loss = self._evaluate(closure)
         self._sync()
+        if self._fused_gpu_step():
+            self._step += 1
+            return loss
         g = self._gradient()
         lr = self._lr()
         momentum = self._option("momentum")
@@ -500,6 +504,26 @@ class SGD(Optimizer):
         self._descend(direction, lr)
         self._step += 1
         return loss
+
+    def _fused_gpu_step(self) -> bool:
+        """On the GPU, the common case as one kernel over the flat vector (gpu_kernels
+        'sgd_momentum': the same formulas as below, without their six launches): momentum
+        with no dampening and no Nesterov, no L1, one learning rate and one L2 decay for
+        every element. False (nothing done) where it does not apply."""
+        if array_module(self.flat.data) is np or self._fresh_buffer:
+            return False
+        groups = self.param_groups
+        momentum, lr = self._option("momentum"), self._lr()
+        decay, l1 = self._option("weight_decay", masked=True), self._option("l1", masked=True)
+        keep = self._per_group("1-dampening", [1.0 - g["dampening"] if g["momentum"] != 0 else 1.0 for g in groups])
+        nesterov = self._per_group("nesterov", [1.0 if g["nesterov"] else 0.0 for g in groups])
+        if not all(isinstance(v, float) for v in (momentum, lr, decay, l1, keep, nesterov)):
+            return False  # the groups disagree, or some parameters are frozen
+        if momentum == 0 or l1 != 0 or keep != 1.0 or nesterov != 0:
+            return False
+        t = self.flat.data.dtype.type
+        kernel("sgd_momentum")(self.flat.grad, t(decay), t(momentum), t(lr), self.flat.data, self.state["momentum_buffer"])
+        return True
 
 
 # -------------------------------------------------------------------------------------------
