@@ -138,12 +138,17 @@ def test_work_between_the_two_thresholds_splits_only_while_the_workers_are_activ
 
 @needs_blas_control
 def test_slices_that_share_a_worker_thread_keep_their_own_gradients(workers, monkeypatch):
-    """With more workers than pool threads free, one thread may run two slices in a row
-    and reuse its scratch: a slice's weight gradient must not be a view of it."""
+    """Should one thread run two slices in a row (a pool with fewer threads than slices),
+    it reuses its scratch: a slice's weight gradient must not be a view of it."""
     from concurrent.futures import ThreadPoolExecutor
 
     one_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradlearn-batch")
-    monkeypatch.setattr(parallel, "_get_pool", lambda workers: one_thread)
+
+    class EverySliceOnOneThread:
+        def submit(self, worker, fn, *args):
+            return one_thread.submit(fn, *args)
+
+    monkeypatch.setattr(parallel, "_get_pool", lambda workers: EverySliceOnOneThread())
     module = gl.Conv2d(16, 8, 3, padding=1).to(np.float64)
     x = np.random.default_rng(0).standard_normal((6, 16, 8, 8))
     parallel.set_num_workers(1)
