@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 from .conftest import assert_user_error, gradlearn
 
 
@@ -20,6 +22,17 @@ def test_prints_a_table_sorted_by_time():
     assert totals == sorted(totals, reverse=True)
     assert "slowest:" in result.stdout and "samples/s" in result.stdout
     assert any("Conv2d(6 -> 16, 5x5)" in row for row in rows)
+
+
+def test_device_cuda_without_a_gpu_is_a_clear_error():
+    try:
+        from gradlearn.backend import cuda_module
+
+        cuda_module()
+        pytest.skip("a CUDA device is available here")
+    except RuntimeError:
+        pass
+    assert_user_error(gradlearn("profile", "lenet5", "--device", "cuda"), "gradlearn profile: error:", "cuda")
 
 
 def test_errors():

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import UserError
 from . import experiment as ex
-from .config import DATA_CHOICES, OPTIMIZERS, RunConfig, check, model_choices
+from .config import DATA_CHOICES, DEVICES, OPTIMIZERS, RunConfig, check, model_choices
 
 # the per-sample input of each model when --input-shape is not given (the zoo's, smaller for
 # the ImageNet models, whose adaptive pooling takes any size, to keep the checks quick)
@@ -312,6 +312,8 @@ def add_profile_command(commands) -> None:
     )  # fmt: skip
     _add_model_options(sub, 32)
     sub.add_argument("--repeat", type=int, default=5, metavar="N", help="measured steps, after three warm-up steps (default 5)")
+    sub.add_argument("--device", default="cpu", choices=DEVICES,
+                     help="where the model runs (cuda: timed between GPU synchronisations; default cpu)")  # fmt: skip
     sub.set_defaults(run=run_profile, subparser=sub)
 
 
@@ -321,7 +323,7 @@ def run_profile(args) -> int:
     if args.repeat < 1:
         args.subparser.error(f"--repeat must be at least 1, got {args.repeat}")
     model, shape = _build(args)
-    report = profile(model, shape, batch_size=args.batch_size, repeat=args.repeat)
+    report = profile(ex.to_device(model, args.device), shape, batch_size=args.batch_size, repeat=args.repeat)
     report.model = args.model
     print(report.table())
     return 0
