@@ -668,18 +668,23 @@ class Conv2d(Module):
             return False
         return possible and self.out_channels <= self.in_channels
 
+    def _column_grads(self, dy):
+        """The column gradients W^T dE/dy, (C*kh*kw, N*P) per group as (G, Kg, N*P) in
+        shared scratch (the forward's columns are dead by now); ``dy`` is (G, Og, N*P)."""
+        g = self.groups
+        og, kg = self.out_channels // g, self.in_channels // g * self.kernel_size[0] * self.kernel_size[1]
+        grad_cols = _SHARED.get("cols", (g, kg, dy.shape[2]), dy.dtype, array_module(dy))
+        _matmul(self.weight.data.reshape(g, og, kg).swapaxes(1, 2), dy, grad_cols)
+        return grad_cols
+
     def _input_grad_col2im(self, dy, x_shape, out_size):
         """dE/dxpad = sum over kernel offsets of the column gradients W^T dE/dy, placed back.
         ``dy`` is (G, Og, N*P); returns dE/dx channel-major (C, N, H, W) (a scratch view)."""
         n, c, h, w = x_shape
-        (kh, kw), g = self.kernel_size, self.groups
-        og, kg = self.out_channels // g, c // g * kh * kw
+        kh, kw = self.kernel_size
         xp = array_module(dy)
         top, bottom, left, right = self._pads
-        weight = self.weight.data.reshape(g, og, kg)
-        grad_cols = _SHARED.get("cols", (g, kg, dy.shape[2]), dy.dtype, xp)  # cols is dead by now
-        _matmul(weight.swapaxes(1, 2), dy, grad_cols)  # (C*kh*kw, N*P)
-        grad_cols = grad_cols.reshape(c, kh, kw, n, out_size[0], out_size[1])
+        grad_cols = self._column_grads(dy).reshape(c, kh, kw, n, out_size[0], out_size[1])
         hp, wp = h + top + bottom, w + left + right
         grad_padded = _SHARED.get("grad_padded", (c, n, hp, wp), dy.dtype, xp)
         grad_padded.fill(0)
@@ -692,13 +697,9 @@ class Conv2d(Module):
         each element of dE/dx gathers the column entries that read it, written straight into
         ``grad_input`` (a 5x5 kernel's 25 slice additions cost 25 launches)."""
         n, c, h, w = grad_input.shape
-        (kh, kw), g = self.kernel_size, self.groups
-        og, kg = self.out_channels // g, c // g * kh * kw
-        xp = array_module(dy)
-        grad_cols = _SHARED.get("cols", (g, kg, dy.shape[2]), dy.dtype, xp)
-        _matmul(self.weight.data.reshape(g, og, kg).swapaxes(1, 2), dy, grad_cols)  # (C*kh*kw, N*P)
-        (sh, sw), (dh, dw) = self.stride, self.dilation
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
         top, _, left, _ = self._pads
+        grad_cols = self._column_grads(dy)
         kernel("col2im")(grad_cols, n, c, h, w, out_size[0], out_size[1], kh, kw, sh, sw, dh, dw, top, left, grad_input)
 
     def _input_grad_transposed(self, dy, x_shape, out_size):
