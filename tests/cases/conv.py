@@ -115,6 +115,15 @@ CASES = [
         normal((1, 3, 11, 9)),
         torch_conv(3, 5, 5, stride=3, padding=2),
     ),
+    # one input channel: the compiled direct path when numba is installed (gradlearn.compiled)
+    Case("Conv2d_one_channel", conv(1, 3, 3, padding=1), normal((3, 1, 6, 5)), torch_conv(1, 3, 3, padding=1)),
+    Case(
+        "Conv2d_one_channel_same_even_nobias",
+        conv(1, 2, (2, 3), padding="same", bias=False),
+        normal((2, 1, 5, 4)),
+        torch_conv(1, 2, (2, 3), padding="same", bias=False),
+    ),
+    Case("Conv2d_one_channel_valid_batch1", conv(1, 4, (3, 1)), normal((1, 1, 4, 3)), torch_conv(1, 4, (3, 1))),
     # both input-gradient algorithms on the same shapes (auto picks "transposed" when out <= in)
     Case(
         "Conv2d_grad_transposed",

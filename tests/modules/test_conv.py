@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import gradlearn as gl
+from gradlearn import compiled
 from gradlearn.modules import conv as conv_module
 
 from ..conftest import assert_close
@@ -97,6 +98,7 @@ def test_both_input_gradient_algorithms_agree(args):
 def test_kept_columns_give_the_recomputed_weight_gradient(args, monkeypatch):
     """In training mode the channel-major forward keeps its columns for the weight
     gradient; in evaluation mode, or above the size limit, the backward rebuilds them."""
+    monkeypatch.setattr(compiled, "available", lambda: False)  # one input channel: im2col, not direct
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, args["in_channels"], 10, 9))
     results = []
@@ -113,6 +115,72 @@ def test_kept_columns_give_the_recomputed_weight_gradient(args, monkeypatch):
     for dw, db in results[1:]:
         assert_close(dw, results[0][0], 1e-13, "weight gradient")
         assert_close(db, results[0][1], 1e-13, "bias gradient")
+
+
+def _numba():
+    if not compiled.available():
+        pytest.skip("numba is not installed (pip install 'gradlearn[fast]'), or GRADLEARN_NUMBA=0")
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize(
+    "args, size",
+    [
+        (dict(out_channels=6, kernel_size=5, padding=2), (28, 28)),  # LeNet-5's first layer
+        (dict(out_channels=3, kernel_size=(2, 3), padding="same"), (7, 6)),
+        (dict(out_channels=2, kernel_size=3, padding=(0, 2), bias=False), (5, 4)),
+        (dict(out_channels=4, kernel_size=1), (3, 5)),
+    ],
+)
+def test_direct_one_channel_path_matches_im2col(args, size, dtype, tol, monkeypatch):
+    """With numba, a one-channel convolution (stride 1) runs the compiled direct kernels
+    (gradlearn.compiled); they give what im2col gives: output, dE/dx, dE/dW, dE/db, with
+    gradients accumulated over two backward calls."""
+    _numba()
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 1) + size).astype(dtype)
+    direct = gl.Conv2d(1, **args, dtype=dtype, generator=3)
+    assert direct._direct(np)
+    y = direct(x)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    grads = [direct.backward(g), direct.backward(g)]
+    monkeypatch.setattr(compiled, "available", lambda: False)
+    im2col = gl.Conv2d(1, **args, dtype=dtype, generator=3)
+    assert not im2col._direct(np)
+    assert_close(y, im2col(x), tol, "output")
+    assert_close(grads[1], im2col.backward(g), tol, "grad input")
+    im2col.backward(g)
+    assert_close(direct.weight.grad, im2col.weight.grad, tol, "weight gradient")
+    if direct.bias is not None:
+        assert_close(direct.bias.grad, im2col.bias.grad, tol, "bias gradient")
+
+
+def test_direct_path_is_only_for_one_channel_stride_one():
+    _numba()
+    assert gl.Conv2d(1, 6, 5)._direct(np)
+    for conv in (gl.Conv2d(2, 6, 5), gl.Conv2d(1, 6, 5, stride=2), gl.Conv2d(1, 6, 3, dilation=2)):
+        assert not conv._direct(np), conv
+
+
+def test_direct_path_skips_the_input_gradient_of_a_data_input():
+    """As a network's first layer (skip_input_grad) the backward returns None and still
+    gives the weight gradients."""
+    _numba()
+    x = np.random.default_rng(8).standard_normal((4, 1, 9, 9))
+    full = gl.Conv2d(1, 3, 3, dtype=np.float64, generator=3)
+    first = gl.Conv2d(1, 3, 3, dtype=np.float64, generator=3).skip_input_grad()
+    g = np.cos(full(x))
+    first(x)
+    assert full.backward(g) is not None and first.backward(g) is None
+    assert_close(first.weight.grad, full.weight.grad, 1e-14, "weight gradient")
+    assert_close(first.bias.grad, full.bias.grad, 1e-14, "bias gradient")
+
+
+def test_numba_can_be_turned_off_by_environment(monkeypatch):
+    monkeypatch.setattr(compiled, "_kernels", None)
+    monkeypatch.setenv("GRADLEARN_NUMBA", "0")
+    assert not compiled.available()
+    assert not gl.Conv2d(1, 6, 5)._direct(np)
 
 
 def test_auto_picks_transposed_only_when_it_applies():

@@ -8,6 +8,12 @@ which are summed in slice order.
 How the convolution is computed (no Python loop over single samples or output pixels; the
 pixel-major path loops over cache-sized chunks of samples):
 
+- direct, compiled (one input channel, one group, stride 1, dilation 1, when numba is
+  installed: ``gradlearn.compiled``): each sample's padded image is one flat row and
+  every kernel tap one contiguous multiply-add over it, in cache; the backward reads the
+  same taps the other way. LeNet-5's first layer, batch 128, both cores: forward 2.1
+  against 4.6 ms, backward 2.3 against 4.5 ms by im2col. With 3 or more input channels
+  im2col and one GEMM are faster, so only one-channel inputs take it.
 - im2col, channel-major (the other cases): the input is copied once, transposed to (C, N, Hp, Wp) and
   zero-padded, into a scratch array; viewed through ``as_strided`` its windows
   (C, kh, kw, N, Ho, Wo) are copied into the scratch ``cols``, i.e. a (K, N*P)
@@ -68,7 +74,7 @@ import threading
 
 import numpy as np
 
-from .. import init, parallel
+from .. import compiled, init, parallel
 from ..backend import array_module, channels_last, empty_channels_last, empty_like_layout, resolve_dtype, resolve_generator
 from ..gpu_kernels import channel_sum, kernel
 from ..parameter import Parameter
@@ -455,6 +461,11 @@ class Conv2d(Module):
         ho, wo = (hp - span_h) // sh + 1, (wp - span_w) // sw + 1
         xp = array_module(x)
         o = self.out_channels
+        self._cache = (x.shape, (n, o, ho, wo))
+        self._x = x  # the caller's array, kept (not copied) for the weight gradient
+        self._kept_columns = None
+        if self._direct(xp):
+            return self._forward_direct(x)
         pixel_major = self._pixel_major()  # writes its output channels-last (module docstring)
         y = empty_channels_last((n, o, ho, wo), x.dtype, xp) if pixel_major else xp.empty((n, o, ho, wo), dtype=x.dtype)
         bias = None if self.bias is None else self.bias.data
@@ -471,9 +482,57 @@ class Conv2d(Module):
 
             self._kept_columns = kept
         parallel.over_batch(n, n * c * kh * kw * ho * wo, forward_slice, xp)
-        self._cache = (x.shape, y.shape)
-        self._x = x  # the caller's array, kept (not copied) for the weight gradient
         return y
+
+    def _direct(self, xp):
+        """Whether this call takes the compiled direct path (``gradlearn.compiled``, "wide
+        rows"): NumPy arrays, one input channel, one group, stride 1, dilation 1, and numba
+        available. Measured faster than im2col only for one input channel (see there)."""
+        return (
+            xp is np
+            and self.in_channels == 1
+            and self.groups == 1
+            and self.stride == (1, 1)
+            and self.dilation == (1, 1)
+            and compiled.available()
+        )
+
+    def _direct_args(self, x):
+        top, bottom, left, right = self._pads
+        return top, left, x.shape[2] + top + bottom, x.shape[3] + left + right
+
+    def _forward_direct(self, x):
+        n, _, ho, wo = self._cache[1]
+        y = np.empty((n, self.out_channels, ho, wo), dtype=x.dtype)
+        weight = self.weight.data
+        bias = self.bias.data if self.bias is not None else np.zeros(self.out_channels, dtype=x.dtype)
+        conv = compiled.kernel("direct_conv_forward")
+        args = self._direct_args(x)
+
+        def forward_slice(start, stop):  # C order in, so the kernel compiles for one layout
+            conv(np.ascontiguousarray(x[start:stop]), weight, bias, y[start:stop], *args)
+
+        parallel.over_batch(n, y.size * weight[0].size, forward_slice)
+        return y
+
+    def _backward_direct(self, grad_output, grad_input):
+        """The compiled backward: each slice returns its (dE/dW, dE/db)."""
+        x = self._x
+        weight = self.weight.data
+        conv = compiled.kernel("direct_conv_backward")
+        args = self._direct_args(x)
+        need_input = grad_input is not None
+        dummy = np.empty((0,) + x.shape[1:], dtype=x.dtype)
+
+        def backward_slice(start, stop):
+            dw = np.zeros_like(weight)
+            db = np.zeros(self.out_channels, dtype=weight.dtype)
+            gi = grad_input[start:stop] if need_input else dummy
+            xs, dys = np.ascontiguousarray(x[start:stop]), np.ascontiguousarray(grad_output[start:stop])
+            conv(xs, dys, weight, dw, db, gi, *args, need_input)
+            return dw, db
+
+        return parallel.over_batch(len(x), 2 * grad_output.size * weight[0].size, backward_slice)
 
     def _forward_channel_major(self, x, y, cols=None):
         """y (N, O, Ho, Wo) (written in place) from x by the channel-major im2col and one
@@ -557,11 +616,14 @@ class Conv2d(Module):
             cols = None if kept is None else kept[:, :, :, start:stop]
             return self._backward_slice(x[start:stop], grad_output[start:stop], gi, need_weight, need_bias, use_transposed, cols)
 
-        parts = parallel.over_batch(n, 2 * n * c * kh * kw * ho * wo, backward_slice, xp)
+        if self._direct(xp):
+            parts = self._backward_direct(grad_output, grad_input)
+        else:
+            parts = parallel.over_batch(n, 2 * n * c * kh * kw * ho * wo, backward_slice, xp)
         for dw, db in parts:  # the slices' parameter gradients, summed in slice order
-            if dw is not None:
+            if need_weight and dw is not None:
                 self.weight.grad += dw
-            if db is not None:
+            if need_bias and db is not None:
                 self.bias.grad += db
         return grad_input  # None for the network's data input: nobody needs dE/dx
 

@@ -1,0 +1,101 @@
+"""The numba kernels behind ``gradlearn.compiled`` (imported only when numba is installed
+and a layer first needs them; see that module for what they compute and why)."""
+
+import numpy as np
+from numba import njit
+
+jit = njit(nogil=True, fastmath={"reassoc", "contract"}, boundscheck=False, cache=True)
+
+
+@jit
+def axpy(acc, w, x):  # acc += w * x over contiguous rows
+    for p in range(acc.shape[0]):
+        acc[p] += w * x[p]
+
+
+@jit
+def dot(a, b):  # a . b over rows of length >= 1, summed in the rows' dtype
+    s = a[0] * b[0]
+    for p in range(1, a.shape[0]):
+        s += a[p] * b[p]
+    return s
+
+
+@jit
+def total(a):  # sum of a row of length >= 1, in its dtype
+    s = a[0]
+    for p in range(1, a.shape[0]):
+        s += a[p]
+    return s
+
+
+@jit
+def direct_conv_forward(x, weight, bias, out, top, left, hp, wp):
+    """out (N, O, Ho, Wo) from x (N, C, H, W), weight (O, C, kh, kw), bias (O,); (top,
+    left) padding, (hp, wp) the padded size."""
+    c_in, h, w = x.shape[1], x.shape[2], x.shape[3]
+    o_n, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
+    ho, wo = out.shape[2], out.shape[3]
+    length = (ho - 1) * wp + wo
+    xpad = np.zeros((c_in, hp * wp), x.dtype)
+    acc = np.empty((o_n, ho * wp), x.dtype)
+    for n in range(x.shape[0]):
+        for c in range(c_in):
+            for r in range(h):
+                base = (r + top) * wp + left
+                xpad[c, base:base + w] = x[n, c, r]
+        for o in range(o_n):
+            acc[o, :] = bias[o]
+        for c in range(c_in):
+            for i in range(kh):
+                for j in range(kw):
+                    off = i * wp + j
+                    taps = xpad[c, off:off + length]
+                    for o in range(o_n):
+                        axpy(acc[o, :length], weight[o, c, i, j], taps)
+        for o in range(o_n):
+            for a in range(ho):
+                out[n, o, a, :] = acc[o, a * wp:a * wp + wo]
+
+
+@jit
+def direct_conv_backward(x, grad_output, weight, grad_weight, grad_bias, grad_input, top, left, hp, wp,
+                         need_input_grad):
+    """grad_weight (O, C, kh, kw) += dE/dW and grad_bias (O,) += dE/db over the batch;
+    grad_input (N, C, H, W) = dE/dx when ``need_input_grad``."""
+    c_in, h, w = x.shape[1], x.shape[2], x.shape[3]
+    o_n, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
+    ho, wo = grad_output.shape[2], grad_output.shape[3]
+    length = (ho - 1) * wp + wo
+    xpad = np.zeros((c_in, hp * wp), x.dtype)
+    dy_wide = np.zeros((o_n, ho * wp), x.dtype)  # columns b >= wo stay zero
+    dxpad = np.empty((c_in, hp * wp), x.dtype)
+    for n in range(x.shape[0]):
+        for c in range(c_in):
+            for r in range(h):
+                base = (r + top) * wp + left
+                xpad[c, base:base + w] = x[n, c, r]
+        for o in range(o_n):
+            for a in range(ho):
+                dy_wide[o, a * wp:a * wp + wo] = grad_output[n, o, a]
+            grad_bias[o] += total(dy_wide[o, :length])
+        for o in range(o_n):
+            dy_row = dy_wide[o, :length]
+            for c in range(c_in):
+                for i in range(kh):
+                    for j in range(kw):
+                        off = i * wp + j
+                        grad_weight[o, c, i, j] += dot(dy_row, xpad[c, off:off + length])
+        if need_input_grad:
+            dxpad[:, :] = 0
+            for c in range(c_in):
+                for i in range(kh):
+                    for j in range(kw):
+                        off = i * wp + j
+                        target = dxpad[c, off:off + length]
+                        for o in range(o_n):
+                            axpy(target, weight[o, c, i, j], dy_wide[o, :length])
+            for c in range(c_in):
+                for r in range(h):
+                    base = (r + top) * wp + left
+                    grad_input[n, c, r, :] = dxpad[c, base:base + w]
