@@ -99,3 +99,65 @@ def direct_conv_backward(x, grad_output, weight, grad_weight, grad_bias, grad_in
                 for r in range(h):
                     base = (r + top) * wp + left
                     grad_input[n, c, r, :] = dxpad[c, base:base + w]
+
+
+@jit
+def max_pool_2x2(x, out, first):
+    """out (N, C, Ho, Wo) = the maxima of x's 2x2 tiles (kernel == stride == 2, no padding,
+    2*Ho <= H, 2*Wo <= W), and ``first`` the row-major index 2*i + j of each tile's first
+    maximum. A NaN counts as the maximum (the first NaN: ``not v <= best`` holds for a NaN
+    v, and nothing replaces a NaN best), so it propagates as in NumPy. Written out for
+    2x2: loops over a general window measured 7x slower."""
+    ho, wo = out.shape[2], out.shape[3]
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            for a in range(ho):
+                top, bottom = x[n, c, 2 * a], x[n, c, 2 * a + 1]
+                for b in range(wo):
+                    best = top[2 * b]
+                    where = 0
+                    v = top[2 * b + 1]
+                    if not (v <= best) and best == best:
+                        best = v
+                        where = 1
+                    v = bottom[2 * b]
+                    if not (v <= best) and best == best:
+                        best = v
+                        where = 2
+                    v = bottom[2 * b + 1]
+                    if not (v <= best) and best == best:
+                        best = v
+                        where = 3
+                    out[n, c, a, b] = best
+                    first[n, c, a, b] = where
+
+
+@jit
+def max_pool_2x2_grad(grad_output, first, grad_input):
+    """grad_input (N, C, H, W): each 2x2 tile's dE/dy at its first maximum (``first``, the
+    row-major index in the tile), zero at its other three inputs. Every input of the
+    tiles is written (no zeroing pass first); an odd last row or column is zeroed."""
+    ho, wo = grad_output.shape[2], grad_output.shape[3]
+    zero = np.float32(0.0)
+    for n in range(grad_input.shape[0]):
+        for c in range(grad_input.shape[1]):
+            for a in range(ho):
+                for b in range(wo):
+                    k = first[n, c, a, b]
+                    g = grad_output[n, c, a, b]
+                    grad_input[n, c, 2 * a, 2 * b] = g if k == 0 else zero
+                    grad_input[n, c, 2 * a, 2 * b + 1] = g if k == 1 else zero
+                    grad_input[n, c, 2 * a + 1, 2 * b] = g if k == 2 else zero
+                    grad_input[n, c, 2 * a + 1, 2 * b + 1] = g if k == 3 else zero
+    if 2 * ho < grad_input.shape[2]:
+        grad_input[:, :, 2 * ho:, :] = 0
+    if 2 * wo < grad_input.shape[3]:
+        grad_input[:, :, :, 2 * wo:] = 0
+
+
+@jit
+def relu_grad(grad_output, y, grad_input):
+    """grad_input = grad_output where y > 0, else 0, over three flat arrays of one length."""
+    zero = np.float32(0.0)  # float32, so a float32 row is not computed in float64
+    for i in range(y.shape[0]):
+        grad_input[i] = grad_output[i] if y[i] > 0 else zero

@@ -11,6 +11,16 @@ every core, each over its own slice of the batch. Floating-point flags: only
 re-association and fused multiply-adds (``reassoc``, ``contract``), so sums may round
 differently from NumPy's, but NaN and infinity propagate as in NumPy.
 
+The kernels (``_compiled_kernels``), each measured faster than its NumPy path:
+
+- ReLU's backward: one pass, dE/dx = dE/dy where y > 0 else 0, where NumPy needs a
+  comparison and a product (LeNet-5's 128x6x28x28 on one core: 0.79 -> 0.35 ms).
+- MaxPool2d over 2x2 tiles of a C-order input: one pass each way, the forward noting each
+  tile's first maximum (uint8) for the backward, where NumPy's separable path takes
+  several strided passes (the same 128x6x28x28 on one core: backward 1.98 -> 0.83 ms;
+  forward about equal, 0.98 against 1.07 ms, as it now also writes the indices).
+- Conv2d with one input channel, below.
+
 Direct convolution ("wide rows"), for one input channel (a grayscale first layer, as
 LeNet-5's), stride 1 and dilation 1. Sample n's padded input is one flat row per
 channel, ``xpad[c, r*Wp + s]`` (Hp x Wp padded image). Computing the output over the full

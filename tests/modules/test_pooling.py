@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import gradlearn as gl
+from gradlearn import compiled
 
 from ..conftest import assert_close
 
@@ -50,6 +51,40 @@ def test_max_pool_tiling_windows_route_to_the_first_maximum_in_row_major_order(k
     one_hot = np.arange(kh * kw) == windows.argmax(axis=-1)[..., None]  # first maximum
     expected = (one_hot * g[..., None]).reshape(n, c, ho, wo, kh, kw).transpose(0, 1, 2, 4, 3, 5)
     np.testing.assert_array_equal(pool.backward(g), expected.reshape(x.shape))
+
+
+def _numba():
+    if not compiled.available():
+        pytest.skip("numba is not installed (pip install 'gradlearn[fast]'), or GRADLEARN_NUMBA=0")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_2x2_compiled_path_matches_the_numpy_path(dtype, monkeypatch):
+    """With numba, 2x2 tiles of a C-order input take one compiled pass each way
+    (gradlearn.compiled); with ties everywhere it gives the NumPy path's output and
+    routing exactly. A channels-last input keeps the NumPy path."""
+    _numba()
+    x = np.random.default_rng(5).integers(0, 3, (3, 4, 6, 8)).astype(dtype)
+    g = np.random.default_rng(6).uniform(1, 2, (3, 4, 3, 4)).astype(dtype)
+    pool = gl.MaxPool2d(2)
+    y = pool(x)
+    assert pool._first_max is not None  # the compiled path ran
+    dx = pool.backward(g)
+    channels_last = gl.MaxPool2d(2)
+    np.testing.assert_array_equal(channels_last(np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)), y)
+    assert channels_last._first_max is None
+    monkeypatch.setattr(compiled, "available", lambda: False)
+    numpy_pool = gl.MaxPool2d(2)
+    np.testing.assert_array_equal(numpy_pool(x), y)
+    np.testing.assert_array_equal(numpy_pool.backward(g), dx)
+
+
+def test_max_pool_2x2_compiled_path_propagates_nan_and_routes_to_the_first():
+    _numba()
+    x = np.array([[[[1, np.nan, 0, 7], [np.nan, 2, 3, 5]]]], np.float32)  # tiles [1 nan; nan 2], [0 7; 3 5]
+    pool = gl.MaxPool2d(2)
+    np.testing.assert_array_equal(pool(x), [[[[np.nan, 7]]]])
+    np.testing.assert_array_equal(pool.backward(np.array([[[[10, 20]]]], np.float32)), [[[[0, 10, 0, 20], [0, 0, 0, 0]]]])
 
 
 def test_max_pool_padding_is_minus_infinity():

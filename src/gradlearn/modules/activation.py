@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import parallel
-from ..backend import array_module, resolve_dtype
+from .. import compiled, parallel
+from ..backend import array_module, channels_last, resolve_dtype
 from ..gpu_kernels import kernel
 from ..parameter import Parameter
 from .base import Module
@@ -85,11 +85,32 @@ class ReLU(Activation):
         if xp is not np:  # one fused kernel, not a comparison and a product
             return kernel("relu_grad")(grad_output, y, grad_input)
 
-        def relu_grad_slice(start, stop):
-            np.multiply(grad_output[start:stop], y[start:stop] > 0, out=grad_input[start:stop])
+        flat = _flat_views(grad_output, y, grad_input) if compiled.available() else None
+        if flat is not None:  # one compiled pass instead of a comparison and a product
+            relu_grad = compiled.kernel("relu_grad")
+            g, y_flat, out = flat
+            per_sample = g.size // len(y)
+
+            def relu_grad_slice(start, stop):
+                part = slice(start * per_sample, stop * per_sample)
+                relu_grad(g[part], y_flat[part], out[part])
+        else:
+
+            def relu_grad_slice(start, stop):
+                np.multiply(grad_output[start:stop], y[start:stop] > 0, out=grad_input[start:stop])
 
         parallel.over_batch(len(y), y.size, relu_grad_slice, xp)
         return grad_input
+
+
+def _flat_views(*arrays):
+    """Flat views of arrays that hold their elements in the same order, sample after
+    sample (all C order, or all channels-last), else None."""
+    if all(a.flags.c_contiguous for a in arrays):
+        return [a.reshape(-1) for a in arrays]
+    if all(a.ndim == 4 and channels_last(a) for a in arrays):
+        return [a.transpose(0, 2, 3, 1).reshape(-1) for a in arrays]
+    return None
 
 
 class LeakyReLU(Activation):

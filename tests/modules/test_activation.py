@@ -1,0 +1,47 @@
+"""Activations beyond the registry: ReLU's compiled backward against its NumPy form, in
+every memory layout."""
+
+import numpy as np
+import pytest
+
+import gradlearn as gl
+from gradlearn import compiled
+
+
+def _layouts(rng):
+    c_order = rng.standard_normal((3, 4, 5, 6))
+    channels_last = np.ascontiguousarray(c_order.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    return {"C order": c_order, "channels-last": channels_last, "column-major": np.asfortranarray(c_order)}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_layout", ["C order", "channels-last", "column-major"])
+@pytest.mark.parametrize("grad_layout", ["C order", "channels-last", "column-major"])
+def test_relu_backward_is_the_gradient_where_y_is_positive_in_any_layout(x_layout, grad_layout, dtype, monkeypatch):
+    """With numba, one compiled pass when x and dE/dy hold their elements in the same
+    order (both C order, or both channels-last); otherwise, and without numba, NumPy's
+    product: the same values either way."""
+    rng = np.random.default_rng(0)
+    x = _layouts(rng)[x_layout].astype(dtype)
+    x[0, 0, 0, :3] = [0.0, -0.0, 1e-30]
+    g = _layouts(rng)[grad_layout].astype(dtype)
+    expected = np.where(x > 0, g, 0)
+    same_order = x_layout == grad_layout != "column-major"
+    kernel = compiled.kernel
+    for available in (compiled.available(), False):
+        used = []
+        monkeypatch.setattr(compiled, "available", lambda: available)
+        monkeypatch.setattr(compiled, "kernel", lambda name: used.append(name) or kernel(name))
+        relu = gl.ReLU()
+        relu(x)
+        dx = relu.backward(g)
+        assert used == (["relu_grad"] if available and same_order else [])
+        assert dx.dtype == dtype
+        np.testing.assert_array_equal(dx, expected)
+
+
+def test_relu_backward_of_a_batch_of_vectors_splits_by_rows():
+    x = np.linspace(-1, 1, 40, dtype=np.float32).reshape(8, 5)
+    relu = gl.ReLU()
+    relu(x)
+    np.testing.assert_array_equal(relu.backward(np.ones_like(x)), (x > 0).astype(np.float32))
