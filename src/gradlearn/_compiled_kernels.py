@@ -161,3 +161,54 @@ def relu_grad(grad_output, y, grad_input):
     zero = np.float32(0.0)  # float32, so a float32 row is not computed in float64
     for i in range(y.shape[0]):
         grad_input[i] = grad_output[i] if y[i] > 0 else zero
+
+
+@jit
+def max_pool_2x2_channels_last(x, out, first):
+    """max_pool_2x2 for channels-last arrays, given as their (N, H, W, C) views: x (N, H,
+    W, C) -> out and first (N, Ho, Wo, C). The inner loop runs over the channels, the
+    contiguous axis, without branches (selects), so it is vectorised: (64, 32, 32, 32) on
+    one core 0.74 ms, against 3.9 ms for NumPy's separable path."""
+    ho, wo, c_all = out.shape[1], out.shape[2], out.shape[3]
+    for n in range(x.shape[0]):
+        for a in range(ho):
+            for b in range(wo):
+                p0, p1 = x[n, 2 * a, 2 * b], x[n, 2 * a, 2 * b + 1]
+                p2, p3 = x[n, 2 * a + 1, 2 * b], x[n, 2 * a + 1, 2 * b + 1]
+                best_row, first_row = out[n, a, b], first[n, a, b]
+                for c in range(c_all):
+                    best = p0[c]
+                    where = 0
+                    v = p1[c]
+                    take = (v > best) | ((v != v) & (best == best))
+                    best = v if take else best
+                    where = 1 if take else where
+                    v = p2[c]
+                    take = (v > best) | ((v != v) & (best == best))
+                    best = v if take else best
+                    where = 2 if take else where
+                    v = p3[c]
+                    take = (v > best) | ((v != v) & (best == best))
+                    best = v if take else best
+                    where = 3 if take else where
+                    best_row[c] = best
+                    first_row[c] = where
+
+
+@jit
+def max_pool_2x2_channels_last_grad(grad_output, first, grad_input):
+    """max_pool_2x2_grad on (N, Ho, Wo, C) views of grad_output and first and the (N, H, W,
+    C) view of grad_input (H = 2*Ho, W = 2*Wo)."""
+    ho, wo, c_all = grad_output.shape[1], grad_output.shape[2], grad_output.shape[3]
+    zero = np.float32(0.0)
+    for n in range(grad_output.shape[0]):
+        for a in range(ho):
+            for b in range(wo):
+                g, k = grad_output[n, a, b], first[n, a, b]
+                d0, d1 = grad_input[n, 2 * a, 2 * b], grad_input[n, 2 * a, 2 * b + 1]
+                d2, d3 = grad_input[n, 2 * a + 1, 2 * b], grad_input[n, 2 * a + 1, 2 * b + 1]
+                for c in range(c_all):
+                    d0[c] = g[c] if k[c] == 0 else zero
+                    d1[c] = g[c] if k[c] == 1 else zero
+                    d2[c] = g[c] if k[c] == 2 else zero
+                    d3[c] = g[c] if k[c] == 3 else zero

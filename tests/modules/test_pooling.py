@@ -5,6 +5,7 @@ import pytest
 
 import gradlearn as gl
 from gradlearn import compiled
+from gradlearn.backend import channels_last
 
 from ..conftest import assert_close
 
@@ -60,31 +61,40 @@ def _numba():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_max_pool_2x2_compiled_path_matches_the_numpy_path(dtype, monkeypatch):
-    """With numba, 2x2 tiles of a C-order input take one compiled pass each way
-    (gradlearn.compiled); with ties everywhere it gives the NumPy path's output and
-    routing exactly. A channels-last input keeps the NumPy path."""
+    """With numba, 2x2 tiles of a C-order or channels-last input take one compiled pass
+    each way (gradlearn.compiled); with ties everywhere they give the NumPy path's output
+    and routing exactly, and the input's layout. A column-major input keeps the NumPy path."""
     _numba()
     x = np.random.default_rng(5).integers(0, 3, (3, 4, 6, 8)).astype(dtype)
     g = np.random.default_rng(6).uniform(1, 2, (3, 4, 3, 4)).astype(dtype)
-    pool = gl.MaxPool2d(2)
-    y = pool(x)
-    assert pool._first_max is not None  # the compiled path ran
-    dx = pool.backward(g)
-    channels_last = gl.MaxPool2d(2)
-    np.testing.assert_array_equal(channels_last(np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)), y)
-    assert channels_last._first_max is None
+    x_channels_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    results = []
+    for layout_x in (x, x_channels_last, np.asfortranarray(x)):
+        pool = gl.MaxPool2d(2)
+        y = pool(layout_x)
+        assert (pool._first_max is not None) == (not layout_x.flags.f_contiguous)  # the compiled path ran
+        dx = pool.backward(g)
+        assert channels_last(dx) == channels_last(layout_x)
+        results.append((y, dx))
     monkeypatch.setattr(compiled, "available", lambda: False)
     numpy_pool = gl.MaxPool2d(2)
-    np.testing.assert_array_equal(numpy_pool(x), y)
-    np.testing.assert_array_equal(numpy_pool.backward(g), dx)
+    expected = (numpy_pool(x), numpy_pool.backward(g))
+    for y, dx in results:
+        np.testing.assert_array_equal(y, expected[0])
+        np.testing.assert_array_equal(dx, expected[1])
 
 
-def test_max_pool_2x2_compiled_path_propagates_nan_and_routes_to_the_first():
+@pytest.mark.parametrize("layout", ["C order", "channels-last"])
+def test_max_pool_2x2_compiled_path_propagates_nan_and_routes_to_the_first(layout):
     _numba()
-    x = np.array([[[[1, np.nan, 0, 7], [np.nan, 2, 3, 5]]]], np.float32)  # tiles [1 nan; nan 2], [0 7; 3 5]
+    one = np.array([[1, np.nan, 0, 7], [np.nan, 2, 3, 5]], np.float32)  # tiles [1 nan; nan 2], [0 7; 3 5]
+    x = np.stack([one, one * 2])[None]  # (1, 2, 2, 4): two channels
+    if layout == "channels-last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     pool = gl.MaxPool2d(2)
-    np.testing.assert_array_equal(pool(x), [[[[np.nan, 7]]]])
-    np.testing.assert_array_equal(pool.backward(np.array([[[[10, 20]]]], np.float32)), [[[[0, 10, 0, 20], [0, 0, 0, 0]]]])
+    np.testing.assert_array_equal(pool(x), [[[[np.nan, 7]], [[np.nan, 14]]]])
+    expected = [[0, 10, 0, 20], [0, 0, 0, 0]]
+    np.testing.assert_array_equal(pool.backward(np.full((1, 2, 1, 2), [10, 20], np.float32)), [[expected, expected]])
 
 
 def test_max_pool_padding_is_minus_infinity():
