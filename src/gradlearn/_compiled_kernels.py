@@ -156,6 +156,15 @@ def max_pool_2x2_grad(grad_output, first, grad_input):
 
 
 @jit
+def relu(x, y):
+    """y = max(x, 0) over two flat arrays of one length; a NaN stays NaN, as in NumPy."""
+    zero = np.float32(0.0)
+    for i in range(x.shape[0]):
+        v = x[i]
+        y[i] = v if not (v <= zero) else zero
+
+
+@jit
 def relu_grad(grad_output, y, grad_input):
     """grad_input = grad_output where y > 0, else 0, over three flat arrays of one length."""
     zero = np.float32(0.0)  # float32, so a float32 row is not computed in float64

@@ -176,13 +176,6 @@ def test_direct_path_skips_the_input_gradient_of_a_data_input():
     assert_close(first.bias.grad, full.bias.grad, 1e-14, "bias gradient")
 
 
-def test_numba_can_be_turned_off_by_environment(monkeypatch):
-    monkeypatch.setattr(compiled, "_kernels", None)
-    monkeypatch.setenv("GRADLEARN_NUMBA", "0")
-    assert not compiled.available()
-    assert not gl.Conv2d(1, 6, 5)._direct(np)
-
-
 def test_auto_picks_transposed_only_when_it_applies():
     x = np.zeros((1, 4, 6, 6), np.float32)
     conv = gl.Conv2d(4, 4, 3, padding=1)
