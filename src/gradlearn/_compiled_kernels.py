@@ -221,3 +221,44 @@ def max_pool_2x2_channels_last_grad(grad_output, first, grad_input):
                     d1[c] = g[c] if k[c] == 1 else zero
                     d2[c] = g[c] if k[c] == 2 else zero
                     d3[c] = g[c] if k[c] == 3 else zero
+
+
+# BatchNorm over channels-last arrays, seen as (R, C) rows: R = samples x positions, the
+# channels contiguous, so every inner loop runs over the channels and is vectorised. Sums
+# are accumulated in float64 ``sums`` arrays (one per slice of the batch).
+
+
+@jit
+def bn_centre(x, mean, centred, sum_squares):
+    """centred = x - mean (per channel); sum_squares[c] += sum over rows of centred^2."""
+    for r in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            d = x[r, c] - mean[c]
+            centred[r, c] = d
+            sum_squares[c] += d * d
+
+
+@jit
+def bn_scale_shift(source, scale, shift, out):
+    """out = source * scale + shift (per channel)."""
+    for r in range(source.shape[0]):
+        for c in range(source.shape[1]):
+            out[r, c] = source[r, c] * scale[c] + shift[c]
+
+
+@jit
+def bn_grad_sums(grad_output, source, sum_dy, sum_dy_source):
+    """sum_dy[c] += sum of dE/dy; sum_dy_source[c] += sum of dE/dy * source."""
+    for r in range(grad_output.shape[0]):
+        for c in range(grad_output.shape[1]):
+            g = grad_output[r, c]
+            sum_dy[c] += g
+            sum_dy_source[c] += g * source[r, c]
+
+
+@jit
+def bn_input_grad(grad_output, centred, scale, k_const, k_centred, grad_input):
+    """grad_input = dE/dy * scale - k_const - centred * k_centred (per channel)."""
+    for r in range(grad_output.shape[0]):
+        for c in range(grad_output.shape[1]):
+            grad_input[r, c] = grad_output[r, c] * scale[c] - k_const[c] - centred[r, c] * k_centred[c]

@@ -19,6 +19,11 @@ The kernels (``_compiled_kernels``), each measured faster than its NumPy path:
   tile's first maximum (uint8) for the backward, where NumPy's separable path takes
   several strided passes (the same 128x6x28x28 on one core: backward 1.98 -> 0.83 ms;
   forward about equal, 0.98 against 1.07 ms, as it now also writes the indices).
+- BatchNorm2d in training on channels-last arrays (after the pixel-major convolutions):
+  x - mu with the sum of its squares, the scale and shift, the backward's two sums, and
+  dE/dx, one pass each over (rows, channels) with the channels innermost, sums in
+  float64; NumPy needs two or three passes for each. 64x16x32x32 with 2 workers: forward
+  2.5 -> 1.6-2.1 ms, backward 3.1-4.2 -> 1.7-2.1 ms.
 - Conv2d with one input channel, below.
 
 Direct convolution ("wide rows"), for one input channel (a grayscale first layer, as

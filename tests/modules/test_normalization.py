@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import gradlearn as gl
+from gradlearn import compiled
 
 from ..conftest import assert_close
 
@@ -58,6 +59,32 @@ def test_train_and_eval_differ_and_switch_back():
     bn.train()
     np.testing.assert_allclose(bn(x), y_train, rtol=1e-5, atol=1e-6)
     assert bn.num_batches_tracked == 2
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_channels_last_training_compiled_passes_match_numpy(affine, monkeypatch):
+    """With numba, a channels-last BatchNorm2d in training centres, normalises, sums and
+    forms dE/dx in one compiled pass each (gradlearn.compiled); output, dE/dx, parameter
+    gradients and running statistics are those of the NumPy path (float32, float64 sums)."""
+    if not compiled.available():
+        pytest.skip("numba is not installed (pip install 'gradlearn[fast]'), or GRADLEARN_NUMBA=0")
+    rng = np.random.default_rng(3)
+    to_channels_last = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # noqa: E731
+    x = to_channels_last(rng.normal(2.0, 3.0, (6, 5, 7, 4)).astype(np.float32))
+    g = to_channels_last(rng.standard_normal((6, 5, 7, 4)).astype(np.float32))
+    kernel, used, results = compiled.kernel, [], []
+    monkeypatch.setattr(compiled, "kernel", lambda name: used.append(name) or kernel(name))
+    for available in (True, False):
+        monkeypatch.setattr(compiled, "available", lambda: available)
+        bn = gl.BatchNorm2d(5, affine=affine)
+        if affine:
+            bn.weight.data[:] = np.linspace(0.5, 2.0, 5)
+            bn.bias.data[:] = np.linspace(-1.0, 1.0, 5)
+        y = bn(x)
+        results.append((y, bn.backward(g), *(p.grad for p in bn.parameters()), bn.running_mean, bn.running_var))
+    assert set(used) == {"bn_centre", "bn_scale_shift", "bn_grad_sums", "bn_input_grad"}
+    for a, b in zip(*results):
+        assert_close(a, b, 2e-5, "compiled against NumPy")
 
 
 def test_momentum_none_is_the_cumulative_average():

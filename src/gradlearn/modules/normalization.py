@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import parallel
+from .. import compiled, parallel
 from ..backend import array_module, channels_last, empty_channels_last, empty_like_layout, resolve_dtype
 from ..gpu_kernels import channel_sum, kernel
 from ..parameter import Parameter
@@ -322,6 +322,7 @@ class _BatchNorm(Module):
         centred = self._scratch.get("centred", (n, h, w, c), x.dtype, np).transpose(0, 3, 1, 2)
         centred_rows = centred.transpose(0, 2, 3, 1).reshape(n, L * c)
         ones = self._ones(n * L, x.dtype)  # a slice of m samples sums with ones[:m*L]
+        fused = compiled.available()  # one compiled pass per step below (gradlearn.compiled)
 
         def sum_slice(start, stop):
             return ones[: (stop - start) * L] @ as2d(rows[start:stop])
@@ -330,16 +331,24 @@ class _BatchNorm(Module):
         mean_t = tiled(mean)
 
         def centre_slice(start, stop):  # x - mu, and the sum of its square (in y, overwritten below)
+            if fused:
+                sum_squares = np.zeros(c)
+                compiled.kernel("bn_centre")(as2d(rows[start:stop]), mean, as2d(centred_rows[start:stop]), sum_squares)
+                return sum_squares.astype(x.dtype)
             np.subtract(rows[start:stop], mean_t, out=centred_rows[start:stop])
             np.multiply(centred_rows[start:stop], centred_rows[start:stop], out=y_rows[start:stop])
             return ones[: (stop - start) * L] @ as2d(y_rows[start:stop])
 
         var = self._sum_in_order(parallel.over_batch(n, 2 * x.size, centre_slice, np)) * (1.0 / count)
         inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype, copy=False)
-        scale_t = tiled(inv_std * self.weight.data if self.affine else inv_std)
-        bias_t = tiled(self.bias.data) if self.affine else None
+        scale = inv_std * self.weight.data if self.affine else inv_std
+        shift = self.bias.data if self.affine else np.zeros(c, x.dtype)
+        scale_t, bias_t = tiled(scale), (tiled(self.bias.data) if self.affine else None)
 
         def normalise_slice(start, stop):
+            if fused:
+                compiled.kernel("bn_scale_shift")(as2d(centred_rows[start:stop]), scale, shift, as2d(y_rows[start:stop]))
+                return
             np.multiply(centred_rows[start:stop], scale_t, out=y_rows[start:stop])
             if bias_t is not None:
                 y_rows[start:stop] += bias_t
@@ -366,12 +375,17 @@ class _BatchNorm(Module):
         scale = inv_std * self.weight.data if self.affine else inv_std
         batch = mode.startswith("batch")
         need_sums = batch or (self.affine and (self.weight.requires_grad or self.bias.requires_grad))
+        fused = compiled.available()  # one compiled pass for the sums, one for dE/dx (gradlearn.compiled)
         if need_sums:
             source, mean = (kept, None) if batch else kept  # sum dy * xhat = inv * sum dy * (x - mu)
             source_rows = source.transpose(0, 2, 3, 1).reshape(n, L * c)
             ones = self._ones(n * L, dtype)
 
             def sums_slice(start, stop):  # sum dy and sum dy * source (the product in grad_input, overwritten below)
+                if fused:
+                    sums = np.zeros((2, c))
+                    compiled.kernel("bn_grad_sums")(as2d(dy_rows[start:stop]), as2d(source_rows[start:stop]), sums[0], sums[1])
+                    return sums[0].astype(dtype), sums[1].astype(dtype)
                 np.multiply(dy_rows[start:stop], source_rows[start:stop], out=gi_rows[start:stop])
                 front = ones[: (stop - start) * L]
                 return front @ as2d(dy_rows[start:stop]), front @ as2d(gi_rows[start:stop])
@@ -381,7 +395,15 @@ class _BatchNorm(Module):
                 sum_dy_source = sum_dy_source - mean * sum_dy
             sum_dy_xhat = sum_dy_source * inv_std
         scale_t = tiled(scale)
-        if batch:
+        if batch and fused:  # scale * (dy - mean(dy)) - (x - mu) * scale * inv * mean(dy * xhat), one pass
+            k_centred = (scale * inv_std * sum_dy_xhat * (1.0 / count)).astype(dtype, copy=False)
+            k_const = (scale * sum_dy * (1.0 / count)).astype(dtype, copy=False)
+            input_grad, scale_c = compiled.kernel("bn_input_grad"), np.asarray(scale, dtype)
+
+            def grad_slice(start, stop):
+                rows = slice(start, stop)
+                input_grad(as2d(dy_rows[rows]), as2d(source_rows[rows]), scale_c, k_const, k_centred, as2d(gi_rows[rows]))
+        elif batch:
             k_centred = tiled(scale * inv_std * sum_dy_xhat * (1.0 / count))
             k_const = tiled(scale * sum_dy * (1.0 / count))
             centred_rows = source_rows
