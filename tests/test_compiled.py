@@ -1,29 +1,45 @@
-"""gradlearn.compiled: the optional numba kernels are found, or cleanly absent."""
+"""gradlearn.compiled: the optional C kernels are loaded, or cleanly absent, and refuse
+arrays they cannot read."""
 
 import importlib.util
 
 import numpy as np
+import pytest
 
 import gradlearn as gl
 from gradlearn import compiled
 
 
-def test_numba_can_be_turned_off_by_environment(monkeypatch):
-    monkeypatch.setattr(compiled, "_kernels", None)
-    monkeypatch.setenv("GRADLEARN_NUMBA", "0")
+def test_the_kernels_can_be_turned_off_by_environment(monkeypatch):
+    monkeypatch.setattr(compiled, "_library", None)
+    monkeypatch.setenv("GRADLEARN_COMPILED", "0")
     assert not compiled.available()
     assert not gl.Conv2d(1, 6, 5)._direct(np)
 
 
-def test_without_numba_every_layer_takes_its_numpy_path(monkeypatch):
-    """As on a machine without numba: nothing is imported, and a LeNet-5 step (one-channel
-    convolution, ReLUs, 2x2 pools) runs on the NumPy paths."""
+def test_without_the_extension_every_layer_takes_its_numpy_path(monkeypatch):
+    """As where no C compiler built it: a LeNet-5 step (one-channel convolution, ReLUs)
+    runs on the NumPy paths."""
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(compiled, "_kernels", None)
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba" else find_spec(name, *a))
+    monkeypatch.setattr(compiled, "_library", None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradlearn._kernels" else find_spec(name, *a))
     assert not compiled.available()
     net = gl.models.lenet5(generator=np.random.default_rng(0))
     y = net(np.random.default_rng(1).standard_normal((2, 1, 28, 28)).astype(np.float32))
     net.backward(np.ones_like(y))
-    assert net.features[2]._first_max is None  # the NumPy max-pool ran
+    assert not net.features[0]._direct(np)  # the first convolution took im2col
     assert all(np.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_kernels_refuse_strided_or_mixed_arrays():
+    if not compiled.available():
+        pytest.skip("the compiled kernels are not built (no C compiler at install), or GRADLEARN_COMPILED=0")
+    relu = compiled.kernel("relu")
+    x = np.arange(8, dtype=np.float32)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        relu(x[::2], np.empty(4, np.float32))
+    with pytest.raises(ValueError, match="expected float32 arrays, got float64 \\(argument 1\\)"):
+        relu(x, np.empty(8))
+    y = np.empty_like(x)
+    relu(x - 3, y)
+    np.testing.assert_array_equal(y, np.maximum(x - 3, 0))

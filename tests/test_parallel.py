@@ -67,7 +67,7 @@ LAYERS = {
     "conv pixel-major, stride 2 (col2im input gradient)": (lambda: gl.Conv2d(16, 32, 3, stride=2, padding=1), (5, 16, 11, 11)),
     "conv channel-major (3 input channels)": (lambda: gl.Conv2d(3, 8, 5, padding=2), (5, 3, 16, 16)),
     "conv channel-major, 6 -> 16 (col2im input gradient)": (lambda: gl.Conv2d(6, 16, 5), (5, 6, 14, 14)),
-    "conv one input channel (compiled direct path when numba is installed)": (lambda: gl.Conv2d(1, 6, 5, padding=2), (5, 1, 12, 12)),
+    "conv one input channel (compiled direct path when the C kernels are built)": (lambda: gl.Conv2d(1, 6, 5, padding=2), (5, 1, 12, 12)),
     "relu": (gl.ReLU, (5, 7, 3)),
     "maxpool tiling": (lambda: gl.MaxPool2d(2), (8, 16, 32, 32)),
     "maxpool overlapping, padded": (lambda: gl.MaxPool2d(3, stride=2, padding=1), (8, 16, 32, 32)),

@@ -1,29 +1,34 @@
-"""Compiled CPU kernels (numba), for the layers where NumPy's copies and narrow matrix
-products are the bottleneck and a loop written out is measured to be faster.
+"""Compiled CPU kernels, for the layers where NumPy's passes are the bottleneck and a loop
+written out is measured to be faster.
 
-Optional: without numba (``pip install 'gradlearn[fast]'``), or with the environment
-variable ``GRADLEARN_NUMBA=0``, ``available()`` is False and every layer takes its NumPy
-path, which computes the same sums. numba is imported, and each kernel compiled (cached
-on disk after the first time), only when a layer first needs it.
+The kernels are plain C (``_kernels.c``), built at install as an optional extension
+(``setup.py``) and called through ctypes, which releases the GIL, so
+``gradlearn.parallel``'s workers run them on every core, each over its own slice of the
+batch. Without a C compiler at install time, or with the environment variable
+``GRADLEARN_COMPILED=0``, ``available()`` is False and every layer takes its NumPy path,
+which computes the same sums (the tests compare the two). No -ffast-math: NaN and
+infinity behave as in NumPy; sums may round differently (dot products are vectorised
+through OpenMP SIMD reductions; BatchNorm's sums are accumulated in double).
 
-The kernels release the GIL (``nogil``), so ``gradlearn.parallel``'s workers run them on
-every core, each over its own slice of the batch. Floating-point flags: only
-re-association and fused multiply-adds (``reassoc``, ``contract``), so sums may round
-differently from NumPy's, but NaN and infinity propagate as in NumPy.
+Why C and not numba: the same loops written for numba ran as fast, but importing numba and
+loading its LLVM JIT added about 120 MB to every process (LeNet-5's training peak 94 ->
+198 MB, against PyTorch's 333), where this library is 40 kB.
 
-The kernels (``_compiled_kernels``), each measured faster than its NumPy path:
+The kernels, each measured faster than its NumPy path (2-core CPU):
 
-- ReLU's backward: one pass, dE/dx = dE/dy where y > 0 else 0, where NumPy needs a
-  comparison and a product (LeNet-5's 128x6x28x28 on one core: 0.79 -> 0.35 ms).
-- MaxPool2d over 2x2 tiles of a C-order input: one pass each way, the forward noting each
-  tile's first maximum (uint8) for the backward, where NumPy's separable path takes
-  several strided passes (the same 128x6x28x28 on one core: backward 1.98 -> 0.83 ms;
-  forward about equal, 0.98 against 1.07 ms, as it now also writes the indices).
+- ReLU, one pass each way (NumPy's maximum handles NaN in its inner loop; its backward is
+  a comparison, then a product). One core, 128x6x28x28: forward 0.56 -> 0.21 ms, backward
+  0.79 -> 0.35 ms; 64x32x32x32 forward 2.4 -> 1.2 ms.
+- MaxPool2d over 2x2 tiles of a channels-last input: one pass each way, the forward
+  noting each tile's first maximum (uint8) for the backward, where NumPy's separable path
+  takes several strided passes; the inner loop runs over the contiguous channels and is
+  vectorised. 64x32x32x32, 2 workers: forward 2.6 -> 0.67 ms, forward + backward 6.3 ->
+  5.4 ms. (In C order the loop ran scalar and was slower than NumPy's forward.)
 - BatchNorm2d in training on channels-last arrays (after the pixel-major convolutions):
   x - mu with the sum of its squares, the scale and shift, the backward's two sums, and
-  dE/dx, one pass each over (rows, channels) with the channels innermost, sums in
-  float64; NumPy needs two or three passes for each. 64x16x32x32 with 2 workers: forward
-  2.5 -> 1.6-2.1 ms, backward 3.1-4.2 -> 1.7-2.1 ms.
+  dE/dx, one pass each over (rows, channels) with the channels innermost; NumPy needs two
+  or three passes for each. 64x16x32x32, 2 workers: forward 2.5 -> 1.6-2.1 ms, backward
+  3.1-4.2 -> 1.7-2.1 ms.
 - Conv2d with one input channel, below.
 
 Direct convolution ("wide rows"), for one input channel (a grayscale first layer, as
@@ -35,40 +40,140 @@ turns every tap (c, i, j) into one contiguous multiply-add over the whole image,
 ``L = (Ho - 1)*Wp + Wo``; the columns b >= Wo are discarded. The backward reads the same
 taps the other way: ``dE/dW[o,c,i,j] += dywide[o, :L] . xpad[c, off:off + L]`` (dE/dy
 written into zeroed wide rows) and ``dE/dxpad[c, off:off + L] += W[o,c,i,j] * dywide[o, :L]``.
-Measured on a 2-core CPU, LeNet-5's first layer (1 -> 6 channels, 5x5, padding 2, batch
-128, both cores): forward 1.15 against 3.3 ms by im2col, weight gradient 1.0 against about
-3.8 ms. With 3 or more input channels (3 -> 32, 32 -> 32 at 32x32) im2col and one matrix
-product were faster, so only one-channel inputs take this path.
+LeNet-5's first layer (1 -> 6 channels, 5x5, padding 2, batch 128, both cores): forward
+4.6 -> 2.1 ms, backward 4.5 -> 2.3 ms against im2col. With 3 or more input channels
+(3 -> 32, 32 -> 32 at 32x32) im2col and one matrix product were faster, so only
+one-channel inputs take this path.
+
+Every kernel takes C-contiguous arrays of one float dtype (float32 or float64); the
+wrappers below check that and derive the sizes from the shapes.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
+import warnings
 
-_kernels = None  # the kernels' module, imported on first use (False: numba is missing or disabled)
+import numpy as np
 
-
-def kernel(name: str):
-    """The compiled function ``name`` (compiling the kernels on first use); only call when
-    ``available()``."""
-    return getattr(_load(), name)
+_library = None  # the loaded C library, on first use (False: not built, or turned off)
 
 
 def available() -> bool:
-    """Whether the compiled kernels can be used: numba imports and ``GRADLEARN_NUMBA`` is not 0."""
+    """Whether the compiled kernels can be used: the extension was built and
+    ``GRADLEARN_COMPILED`` is not 0."""
     return bool(_load())
 
 
-def _load():
-    global _kernels
-    if _kernels is None:
-        if os.environ.get("GRADLEARN_NUMBA", "1").strip() == "0":
-            _kernels = False
-        elif importlib.util.find_spec("numba") is None:
-            _kernels = False
-        else:
-            from . import _compiled_kernels
+def kernel(name: str):
+    """The kernel ``name`` (a Python function taking NumPy arrays); only call when ``available()``."""
+    _load()
+    return _KERNELS[name]
 
-            _kernels = _compiled_kernels
-    return _kernels
+
+def _load():
+    global _library
+    if _library is None:
+        spec = importlib.util.find_spec("gradlearn._kernels")
+        if os.environ.get("GRADLEARN_COMPILED", "1").strip() == "0" or spec is None or not spec.origin:
+            _library = False
+        else:
+            try:
+                _library = ctypes.CDLL(spec.origin)
+            except OSError as error:  # a broken build: say so once, and run the NumPy paths
+                warnings.warn(f"gradlearn: compiled kernels unusable ({error}); using the NumPy paths", RuntimeWarning, stacklevel=2)
+                _library = False
+    return _library
+
+
+_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+
+
+def _call(name, *args, doubles=()):
+    """Call C function ``name_f32`` or ``name_f64`` (by the first array's dtype) with the
+    arrays as pointers (None: NULL) and the ints as int64. Every array must be C-contiguous
+    and of that dtype, but uint8 index arrays and the float64 sums at positions ``doubles``."""
+    dtype = next(a for a in args if isinstance(a, np.ndarray)).dtype
+    c_args = []
+    for position, a in enumerate(args):
+        if a is None:
+            c_args.append(ctypes.c_void_p(None))
+        elif isinstance(a, np.ndarray):
+            expected = np.float64 if position in doubles else (np.uint8 if a.dtype == np.uint8 else dtype)
+            if a.dtype != expected:
+                raise ValueError(f"compiled.{name}: expected {np.dtype(expected)} arrays, got {a.dtype} (argument {position})")
+            if not a.flags.c_contiguous:
+                raise ValueError(f"compiled.{name}: arrays must be C-contiguous, got strides {a.strides} (argument {position})")
+            c_args.append(ctypes.c_void_p(a.ctypes.data))
+        else:
+            c_args.append(ctypes.c_int64(int(a)))
+    status = getattr(_library, f"{name}_{_SUFFIX[dtype]}")(*c_args)
+    if name.startswith("direct_conv") and status != 0:
+        raise MemoryError(f"compiled.{name}: could not allocate its scratch")
+
+
+def _direct_conv_forward(x, weight, bias, out, top, left, hp, wp):
+    n, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    _call("direct_conv_forward", x, weight, bias, out, n, c, h, w, o, kh, kw, out.shape[2], out.shape[3], top, left, hp, wp)
+
+
+def _direct_conv_backward(x, grad_output, weight, grad_weight, grad_bias, grad_input, top, left, hp, wp, need_input_grad):
+    n, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    ho, wo = grad_output.shape[2:]
+    target = grad_input if not need_input_grad or grad_input.flags.c_contiguous else np.empty(x.shape, x.dtype)
+    _call("direct_conv_backward", x, grad_output, weight, grad_weight, grad_bias, target if need_input_grad else None,
+          n, c, h, w, o, kh, kw, ho, wo, top, left, hp, wp)
+    if need_input_grad and target is not grad_input:
+        grad_input[...] = target
+
+
+def _max_pool_2x2_channels_last(x, out, first):  # (N, H, W, C) views
+    n, h, w, c = x.shape
+    _call("max_pool_2x2_channels_last", x, out, first, n, h, w, c, out.shape[1], out.shape[2])
+
+
+def _max_pool_2x2_channels_last_grad(grad_output, first, grad_input):  # (N, H, W, C) views
+    n, h, w, c = grad_input.shape
+    _call("max_pool_2x2_channels_last_grad", grad_output, first, grad_input, n, h, w, c, grad_output.shape[1], grad_output.shape[2])
+
+
+def _relu(x, y):
+    _call("relu", x, y, x.size)
+
+
+def _relu_grad(grad_output, y, grad_input):
+    _call("relu_grad", grad_output, y, grad_input, y.size)
+
+
+def _bn_centre(x, mean, centred, sum_squares):
+    _call("bn_centre", x, mean, centred, sum_squares, *x.shape, doubles=(3,))
+
+
+def _bn_scale_shift(source, scale, shift, out):
+    _call("bn_scale_shift", source, scale, shift, out, *source.shape)
+
+
+def _bn_grad_sums(grad_output, source, sum_dy, sum_dy_source):
+    _call("bn_grad_sums", grad_output, source, sum_dy, sum_dy_source, *grad_output.shape, doubles=(2, 3))
+
+
+def _bn_input_grad(grad_output, centred, scale, k_const, k_centred, grad_input):
+    _call("bn_input_grad", grad_output, centred, scale, k_const, k_centred, grad_input, *grad_output.shape)
+
+
+_KERNELS = {
+    "direct_conv_forward": _direct_conv_forward,
+    "direct_conv_backward": _direct_conv_backward,
+    "max_pool_2x2_channels_last": _max_pool_2x2_channels_last,
+    "max_pool_2x2_channels_last_grad": _max_pool_2x2_channels_last_grad,
+    "relu": _relu,
+    "relu_grad": _relu_grad,
+    "bn_centre": _bn_centre,
+    "bn_scale_shift": _bn_scale_shift,
+    "bn_grad_sums": _bn_grad_sums,
+    "bn_input_grad": _bn_input_grad,
+}

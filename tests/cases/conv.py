@@ -115,7 +115,7 @@ CASES = [
         normal((1, 3, 11, 9)),
         torch_conv(3, 5, 5, stride=3, padding=2),
     ),
-    # one input channel: the compiled direct path when numba is installed (gradlearn.compiled)
+    # one input channel: the compiled direct path when the C kernels are built (gradlearn.compiled)
     Case("Conv2d_one_channel", conv(1, 3, 3, padding=1), normal((3, 1, 6, 5)), torch_conv(1, 3, 3, padding=1)),
     Case(
         "Conv2d_one_channel_same_even_nobias",

@@ -18,8 +18,8 @@ def _layouts(rng):
 @pytest.mark.parametrize("x_layout", ["C order", "channels-last", "column-major"])
 @pytest.mark.parametrize("grad_layout", ["C order", "channels-last", "column-major"])
 def test_relu_backward_is_the_gradient_where_y_is_positive_in_any_layout(x_layout, grad_layout, dtype, monkeypatch):
-    """With numba, one compiled pass when x and dE/dy hold their elements in the same
-    order (both C order, or both channels-last); otherwise, and without numba, NumPy's
+    """With the compiled kernels, one pass when x and dE/dy hold their elements in the same
+    order (both C order, or both channels-last); otherwise, and without them, NumPy's
     product: the same values either way."""
     rng = np.random.default_rng(0)
     x = _layouts(rng)[x_layout].astype(dtype)
@@ -49,7 +49,7 @@ def test_relu_backward_of_a_batch_of_vectors_splits_by_rows():
 
 @pytest.mark.parametrize("layout", ["C order", "channels-last", "column-major"])
 def test_relu_forward_keeps_the_layout_and_propagates_nan(layout, monkeypatch):
-    """With numba, one compiled pass for C-order and channels-last inputs; the values are
+    """With the compiled kernels, one pass for C-order and channels-last inputs; the values are
     NumPy's maximum(x, 0), NaN included, and the output keeps the input's layout."""
     x = _layouts(np.random.default_rng(1))[layout].astype(np.float32)
     x[1, 2, 3, :2] = [np.nan, -np.inf]

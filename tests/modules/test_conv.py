@@ -117,9 +117,9 @@ def test_kept_columns_give_the_recomputed_weight_gradient(args, monkeypatch):
         assert_close(db, results[0][1], 1e-13, "bias gradient")
 
 
-def _numba():
+def _compiled():
     if not compiled.available():
-        pytest.skip("numba is not installed (pip install 'gradlearn[fast]'), or GRADLEARN_NUMBA=0")
+        pytest.skip("the compiled kernels are not built (no C compiler at install), or GRADLEARN_COMPILED=0")
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
@@ -133,10 +133,10 @@ def _numba():
     ],
 )
 def test_direct_one_channel_path_matches_im2col(args, size, dtype, tol, monkeypatch):
-    """With numba, a one-channel convolution (stride 1) runs the compiled direct kernels
+    """With the compiled kernels, a one-channel convolution (stride 1) runs the compiled direct kernels
     (gradlearn.compiled); they give what im2col gives: output, dE/dx, dE/dW, dE/db, with
     gradients accumulated over two backward calls."""
-    _numba()
+    _compiled()
     rng = np.random.default_rng(7)
     x = rng.standard_normal((5, 1) + size).astype(dtype)
     direct = gl.Conv2d(1, **args, dtype=dtype, generator=3)
@@ -156,7 +156,7 @@ def test_direct_one_channel_path_matches_im2col(args, size, dtype, tol, monkeypa
 
 
 def test_direct_path_is_only_for_one_channel_stride_one():
-    _numba()
+    _compiled()
     assert gl.Conv2d(1, 6, 5)._direct(np)
     for conv in (gl.Conv2d(2, 6, 5), gl.Conv2d(1, 6, 5, stride=2), gl.Conv2d(1, 6, 3, dilation=2)):
         assert not conv._direct(np), conv
@@ -165,7 +165,7 @@ def test_direct_path_is_only_for_one_channel_stride_one():
 def test_direct_path_skips_the_input_gradient_of_a_data_input():
     """As a network's first layer (skip_input_grad) the backward returns None and still
     gives the weight gradients."""
-    _numba()
+    _compiled()
     x = np.random.default_rng(8).standard_normal((4, 1, 9, 9))
     full = gl.Conv2d(1, 3, 3, dtype=np.float64, generator=3)
     first = gl.Conv2d(1, 3, 3, dtype=np.float64, generator=3).skip_input_grad()

@@ -63,11 +63,11 @@ def test_train_and_eval_differ_and_switch_back():
 
 @pytest.mark.parametrize("affine", [True, False])
 def test_channels_last_training_compiled_passes_match_numpy(affine, monkeypatch):
-    """With numba, a channels-last BatchNorm2d in training centres, normalises, sums and
+    """With the compiled kernels, a channels-last BatchNorm2d in training centres, normalises, sums and
     forms dE/dx in one compiled pass each (gradlearn.compiled); output, dE/dx, parameter
     gradients and running statistics are those of the NumPy path (float32, float64 sums)."""
     if not compiled.available():
-        pytest.skip("numba is not installed (pip install 'gradlearn[fast]'), or GRADLEARN_NUMBA=0")
+        pytest.skip("the compiled kernels are not built (no C compiler at install), or GRADLEARN_COMPILED=0")
     rng = np.random.default_rng(3)
     to_channels_last = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # noqa: E731
     x = to_channels_last(rng.normal(2.0, 3.0, (6, 5, 7, 4)).astype(np.float32))

@@ -63,7 +63,7 @@ class ReLU(Activation):
     """y = max(x, 0); dy/dx = 1 where x > 0, else 0.
 
     Large batches are computed slice by slice on all cores (``gradlearn.parallel``). With
-    numba (``gradlearn.compiled``) forward and backward are one compiled pass each when
+    the compiled kernels (``gradlearn.compiled``) forward and backward are one compiled pass each when
     their arrays hold their elements in the same order (C order or channels-last): one
     core, 64x32x32x32, forward 2.4 -> 1.2 ms; 128x6x28x28, forward 0.56 -> 0.21 ms and
     backward (NumPy: a comparison, then a product) 0.79 -> 0.35 ms."""
@@ -120,8 +120,10 @@ class ReLU(Activation):
 
 
 def _flat_views(*arrays):
-    """Flat views of arrays that hold their elements in the same order, sample after
-    sample (all C order, or all channels-last), else None."""
+    """Flat views of arrays of one dtype that hold their elements in the same order, sample
+    after sample (all C order, or all channels-last), else None."""
+    if len({a.dtype for a in arrays}) != 1:
+        return None
     if all(a.flags.c_contiguous for a in arrays):
         return [a.reshape(-1) for a in arrays]
     if all(a.ndim == 4 and channels_last(a) for a in arrays):
