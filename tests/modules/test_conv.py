@@ -162,6 +162,22 @@ def test_direct_path_is_only_for_one_channel_stride_one():
         assert not conv._direct(np), conv
 
 
+def test_direct_path_with_a_gradient_of_another_dtype_takes_im2col():
+    """A float64 dE/dy into a float32 one-channel convolution: the kernels take one dtype,
+    so its backward runs im2col, and gives what the float64 arithmetic gives."""
+    _compiled()
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 1, 8, 7)).astype(np.float32)
+    conv = gl.Conv2d(1, 2, 3, padding=1, generator=3)
+    g = rng.standard_normal(conv(x).shape)
+    reference = gl.Conv2d(1, 2, 3, padding=1, dtype=np.float64, generator=3)
+    reference.weight.data[...] = conv.weight.data
+    reference.bias.data[...] = conv.bias.data
+    reference(x.astype(np.float64))
+    assert_close(conv.backward(g), reference.backward(g), 1e-6, "grad input")
+    assert_close(conv.weight.grad, reference.weight.grad, 1e-5, "weight gradient")
+
+
 def test_direct_path_skips_the_input_gradient_of_a_data_input():
     """As a network's first layer (skip_input_grad) the backward returns None and still
     gives the weight gradients."""

@@ -522,12 +522,11 @@ class Conv2d(Module):
         conv = compiled.kernel("direct_conv_backward")
         args = self._direct_args(x)
         need_input = grad_input is not None
-        dummy = np.empty((0,) + x.shape[1:], dtype=x.dtype)
 
         def backward_slice(start, stop):
             dw = np.zeros_like(weight)
             db = np.zeros(self.out_channels, dtype=weight.dtype)
-            gi = grad_input[start:stop] if need_input else dummy
+            gi = grad_input[start:stop] if need_input else None
             xs, dys = np.ascontiguousarray(x[start:stop]), np.ascontiguousarray(grad_output[start:stop])
             conv(xs, dys, weight, dw, db, gi, *args, need_input)
             return dw, db
@@ -616,7 +615,7 @@ class Conv2d(Module):
             cols = None if kept is None else kept[:, :, :, start:stop]
             return self._backward_slice(x[start:stop], grad_output[start:stop], gi, need_weight, need_bias, use_transposed, cols)
 
-        if self._direct(xp):
+        if self._direct(xp) and grad_output.dtype == x.dtype:
             parts = self._backward_direct(grad_output, grad_input)
         else:
             parts = parallel.over_batch(n, 2 * n * c * kh * kw * ho * wo, backward_slice, xp)
