@@ -22,6 +22,13 @@ def test_prints_a_table_sorted_by_time():
     assert totals == sorted(totals, reverse=True)
     assert "slowest:" in result.stdout and "samples/s" in result.stdout
     assert any("Conv2d(6 -> 16, 5x5)" in row for row in rows)
+    assert "compiled CPU kernels (gradlearn.compiled): " in result.stdout  # on or off, said either way
+
+
+def test_says_when_the_compiled_kernels_are_off():
+    result = gradlearn("profile", "mlp", "--batch-size", "4", "--repeat", "1", env={"GRADLEARN_COMPILED": "0"})
+    assert result.returncode == 0, result.stderr
+    assert "compiled CPU kernels (gradlearn.compiled): off" in result.stdout
 
 
 def test_device_cuda_without_a_gpu_is_a_clear_error():

@@ -326,5 +326,10 @@ def run_profile(args) -> int:
     report = profile(ex.to_device(model, args.device), shape, batch_size=args.batch_size, repeat=args.repeat)
     report.model = args.model
     print(report.table())
+    if args.device == "cpu":
+        from .. import compiled
+
+        state = "on" if compiled.available() else "off (not built at install, or GRADLEARN_COMPILED=0): NumPy paths"
+        print(f"compiled CPU kernels (gradlearn.compiled): {state}")
     return 0
 
