@@ -12,6 +12,11 @@
 
 typedef int64_t i64;
 
+/* One step of a 2x2 tile's first maximum in row-major order and its index, applied to the
+ * 2nd, 3rd and 4th value in turn: a larger value, or a NaN while the best is not one, takes
+ * its place, so a NaN counts as the maximum (the first NaN). Written as conditions inside
+ * selects, which the compiler turns into vector blends (a helper function taking pointers
+ * was not vectorised: 10 against 0.6 ms for 64x32x32x32 channels-last). */
 #define TAKE(v, k)                                                                              \
     where = ((v) > best || ((v) != (v) && best == best)) ? (k) : where;                         \
     best = where == (k) ? (v) : best;
@@ -116,14 +121,9 @@ int direct_conv_backward_##S(const T *x, const T *dy, const T *w, T *dw, T *db, 
     return 0;                                                                                   \
 }                                                                                               \
                                                                                                 \
-/* The first maximum of a tile, in row-major order, and its index (TAKE is applied to the   \
- * 2nd, 3rd, 4th value in turn): a larger value, or a NaN while the best is not one, takes  \
- * its place, so a NaN counts as the maximum (the first NaN). Written as conditions inside   \
- * selects, which the compiler turns into vector blends (a helper function taking pointers \
- * was not vectorised: 10 against 0.6 ms for 64x32x32x32 channels-last). */                   \
 /* 2x2 tiles, channels-last: x (N, h, wd, C) -> y, first (N, ho, wo, C); the inner loop runs \
  * over the contiguous channels, so it is vectorised. (In C order a tile's four values are  \
- * two stride-2 pairs, and the same loop ran scalar, slower than NumPy's separable path.) */                                                              \
+ * two stride-2 pairs, and the same loop ran scalar, slower than NumPy's separable path.) */ \
 void max_pool_2x2_channels_last_##S(const T *x, T *y, uint8_t *first, i64 n_all, i64 h, i64 wd, \
                                     i64 c_all, i64 ho, i64 wo) {                                \
     for (i64 n = 0; n < n_all; n++)                                                             \

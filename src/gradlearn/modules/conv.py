@@ -509,7 +509,7 @@ class Conv2d(Module):
         conv = compiled.kernel("direct_conv_forward")
         args = self._direct_args(x)
 
-        def forward_slice(start, stop):  # C order in, so the kernel compiles for one layout
+        def forward_slice(start, stop):  # the kernel reads C order
             conv(np.ascontiguousarray(x[start:stop]), weight, bias, y[start:stop], *args)
 
         parallel.over_batch(n, y.size * weight[0].size, forward_slice)

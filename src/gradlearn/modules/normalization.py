@@ -328,7 +328,7 @@ class _BatchNorm(Module):
             return ones[: (stop - start) * L] @ as2d(rows[start:stop])
 
         mean = self._sum_in_order(parallel.over_batch(n, x.size, sum_slice, np)) * (1.0 / count)
-        mean_t = tiled(mean)
+        mean_t = None if fused else tiled(mean)  # the NumPy path's per-element constants
 
         def centre_slice(start, stop):  # x - mu, and the sum of its square (in y, overwritten below)
             if fused:
@@ -343,7 +343,8 @@ class _BatchNorm(Module):
         inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype, copy=False)
         scale = inv_std * self.weight.data if self.affine else inv_std
         shift = self.bias.data if self.affine else np.zeros(c, x.dtype)
-        scale_t, bias_t = tiled(scale), (tiled(self.bias.data) if self.affine else None)
+        if not fused:
+            scale_t, bias_t = tiled(scale), (tiled(self.bias.data) if self.affine else None)
 
         def normalise_slice(start, stop):
             if fused:
@@ -394,7 +395,7 @@ class _BatchNorm(Module):
             if mean is not None:
                 sum_dy_source = sum_dy_source - mean * sum_dy
             sum_dy_xhat = sum_dy_source * inv_std
-        scale_t = tiled(scale)
+        scale_t = None if batch and fused else tiled(scale)
         if batch and fused:  # scale * (dy - mean(dy)) - (x - mu) * scale * inv * mean(dy * xhat), one pass
             k_centred = (scale * inv_std * sum_dy_xhat * (1.0 / count)).astype(dtype, copy=False)
             k_const = (scale * sum_dy * (1.0 / count)).astype(dtype, copy=False)

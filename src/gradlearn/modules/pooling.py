@@ -317,21 +317,6 @@ class AvgPool2d(_Pool2d):
         self._shapes = (x.shape, y.shape)
         return y
 
-    def _forward_tiles_compiled(self, x, y):
-        """2x2 tiles of a C-order input, compiled (gradlearn.compiled): one pass that
-        writes each tile's maximum and the index of its first maximum in row-major order
-        (a uint8; a NaN counts as the maximum, as on the GPU). LeNet-5's first pool
-        (128x6x28x28, one core): forward 0.98 -> 0.45 ms, backward 1.98 -> 0.69 ms."""
-        first = np.empty(y.shape, dtype=np.uint8)
-        pool = compiled.kernel("max_pool_2x2")
-
-        def max_slice(start, stop):
-            pool(x[start:stop], y[start:stop], first[start:stop])
-
-        parallel.over_batch(x.shape[0], x.size, max_slice)
-        self._source, self._y, self._column_max, self._first_max = x, y, None, first
-        return y
-
     def backward(self, grad_output):
         shapes = self._shapes
         self.check_grad(grad_output, None if shapes is None else shapes[1])
@@ -371,21 +356,6 @@ class LPPool2d(_Pool2d):
         y = total ** (1.0 / p) if p != 1 else total
         self.x, self.y = x, y
         self._shapes = (x.shape, y.shape)
-        return y
-
-    def _forward_tiles_compiled(self, x, y):
-        """2x2 tiles of a C-order input, compiled (gradlearn.compiled): one pass that
-        writes each tile's maximum and the index of its first maximum in row-major order
-        (a uint8; a NaN counts as the maximum, as on the GPU). LeNet-5's first pool
-        (128x6x28x28, one core): forward 0.98 -> 0.45 ms, backward 1.98 -> 0.69 ms."""
-        first = np.empty(y.shape, dtype=np.uint8)
-        pool = compiled.kernel("max_pool_2x2")
-
-        def max_slice(start, stop):
-            pool(x[start:stop], y[start:stop], first[start:stop])
-
-        parallel.over_batch(x.shape[0], x.size, max_slice)
-        self._source, self._y, self._column_max, self._first_max = x, y, None, first
         return y
 
     def backward(self, grad_output):
@@ -471,21 +441,6 @@ class AdaptiveAvgPool2d(Module):
             a = self._matrix(h, w, ho, wo, x.dtype, xp)
             y = (x.reshape(n * c, h * w) @ a.T).reshape(n, c, ho, wo)
         self._shapes = (x.shape, y.shape)
-        return y
-
-    def _forward_tiles_compiled(self, x, y):
-        """2x2 tiles of a C-order input, compiled (gradlearn.compiled): one pass that
-        writes each tile's maximum and the index of its first maximum in row-major order
-        (a uint8; a NaN counts as the maximum, as on the GPU). LeNet-5's first pool
-        (128x6x28x28, one core): forward 0.98 -> 0.45 ms, backward 1.98 -> 0.69 ms."""
-        first = np.empty(y.shape, dtype=np.uint8)
-        pool = compiled.kernel("max_pool_2x2")
-
-        def max_slice(start, stop):
-            pool(x[start:stop], y[start:stop], first[start:stop])
-
-        parallel.over_batch(x.shape[0], x.size, max_slice)
-        self._source, self._y, self._column_max, self._first_max = x, y, None, first
         return y
 
     def backward(self, grad_output):
