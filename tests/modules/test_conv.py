@@ -246,6 +246,28 @@ def test_returned_arrays_stay_intact_and_inputs_untouched():
         np.testing.assert_array_equal(g1, keep_g1)
 
 
+@pytest.mark.parametrize("channels", [3, 16])  # the channel-major and the pixel-major paths
+def test_layers_whose_padded_copies_share_a_shape_do_not_share_borders(channels):
+    """A 2x2 'same' convolution pads 7x7 by (0, 1), a 3x3 one 6x6 by (1, 1): both padded
+    copies are 8x8. The zero border lives in reused scratch; once it was kept per shape
+    only, and the first layer's last row of data became the second layer's top border."""
+    rng = np.random.default_rng(8)
+    same_even = gl.Conv2d(channels, 16, 2, padding="same", dtype=np.float64)
+    padded_one = gl.Conv2d(channels, 16, 3, padding=1, dtype=np.float64)
+    x_even = rng.standard_normal((2, channels, 7, 7))
+    x_one = rng.standard_normal((2, channels, 6, 6))
+    results = []
+    for calls in ([padded_one], [same_even, padded_one]):
+        for conv in calls:
+            conv.input_grad = True
+            x = x_even if conv is same_even else x_one
+            y = conv(x)
+            dx = conv.backward(np.ones(y.shape))
+        results.append((y.copy(), dx.copy()))
+    np.testing.assert_array_equal(results[1][0], results[0][0])
+    np.testing.assert_array_equal(results[1][1], results[0][1])
+
+
 def test_gradients_accumulate_and_frozen_weights_are_skipped():
     conv = gl.Conv2d(2, 3, 3, dtype=np.float64)
     x = np.random.default_rng(6).standard_normal((2, 2, 5, 5))

@@ -197,13 +197,16 @@ _SHARED = _SharedScratch()
 
 def _pad_into(scratch, name, x, pads, fill=0.0):
     """``x`` (N, C, H, W) padded by (top, bottom, left, right) with ``fill``, in a reused
-    scratch array whose border keeps ``fill``; ``x`` itself when there is no padding."""
+    scratch array whose border keeps ``fill``; ``x`` itself when there is no padding. The
+    scratch is kept per padding as well as per shape: two layers whose padded copies have one
+    shape but different paddings (7x7 padded (0, 1) and 6x6 padded (1, 1)) would otherwise
+    write each other's border."""
     top, bottom, left, right = pads
     if not (top or bottom or left or right):
         return x
     n, c, h, w = x.shape
     xp = array_module(x)
-    padded = scratch.get(name, (n, c, h + top + bottom, w + left + right), x.dtype, xp, fill=fill)
+    padded = scratch.get(f"{name}{pads}", (n, c, h + top + bottom, w + left + right), x.dtype, xp, fill=fill)
     padded[:, :, top : top + h, left : left + w] = x
     return padded
 
@@ -233,11 +236,11 @@ def _pm_chunk(n, pixels, k, xp=np):
 def _pm_pad(name, x, n0, m, nb, pads):
     """Samples n0:n0+m of x (N, C, H, W), transposed to pixel-major (m, Hp, Wp, C) and
     zero-padded, in a shared scratch of nb samples (small enough to stay in cache) whose
-    border stays zero."""
+    border stays zero (one per padding and shape, as ``_pad_into``'s)."""
     top, bottom, left, right = pads
     n, c, h, w = x.shape
     shape = (nb, h + top + bottom, w + left + right, c)
-    padded = _SHARED.get(name, shape, x.dtype, array_module(x), fill=0.0)[:m]
+    padded = _SHARED.get(f"{name}{pads}", shape, x.dtype, array_module(x), fill=0.0)[:m]
     padded[:, top : top + h, left : left + w, :] = x[n0 : n0 + m].transpose(0, 2, 3, 1)
     return padded
 
