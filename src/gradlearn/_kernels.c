@@ -62,7 +62,7 @@ int direct_conv_forward_##S(const T *x, const T *w, const T *b, T *y, i64 n_all,
 /* dw (O, C, kh, kw) += dE/dW, db (O,) += dE/db over the batch; dx (N, C, H, W) = dE/dx      \
  * unless it is NULL. The same taps read the other way: dE/dW is a dot product of a wide    \
  * dE/dy row (zeros in its columns >= Wo) with a tap's row, dE/dx a multiply-add into the   \
- * padded rows. */                                                                              \
+ * padded rows. With x, dw and db NULL it computes dE/dx alone. */                             \
 int direct_conv_backward_##S(const T *x, const T *dy, const T *w, T *dw, T *db, T *dx,          \
                              i64 n_all, i64 c_all, i64 h, i64 wd, i64 o_all, i64 kh, i64 kw,    \
                              i64 ho, i64 wo, i64 top, i64 left, i64 hp, i64 wp) {               \
@@ -72,7 +72,7 @@ int direct_conv_backward_##S(const T *x, const T *dy, const T *w, T *dw, T *db, 
     T *dxpad = malloc((size_t)(c_all * hp * wp) * sizeof(T));                                   \
     if (!xpad || !dy_wide || !dxpad) { free(xpad); free(dy_wide); free(dxpad); return -1; }     \
     for (i64 n = 0; n < n_all; n++) {                                                           \
-        for (i64 c = 0; c < c_all; c++)                                                         \
+        for (i64 c = 0; x && c < c_all; c++)                                                    \
             for (i64 r = 0; r < h; r++)                                                         \
                 memcpy(xpad + c * hp * wp + (r + top) * wp + left, x + ((n * c_all + c) * h + r) * wd, \
                        (size_t)wd * sizeof(T));                                                 \
@@ -83,9 +83,9 @@ int direct_conv_backward_##S(const T *x, const T *dy, const T *w, T *dw, T *db, 
                 memcpy(dy_wide + o * ho * wp + a * wp, src, (size_t)wo * sizeof(T));            \
                 for (i64 q = 0; q < wo; q++) total += src[q];                                   \
             }                                                                                   \
-            db[o] += total;                                                                     \
+            if (db) db[o] += total;                                                             \
         }                                                                                       \
-        for (i64 o = 0; o < o_all; o++) {                                                       \
+        for (i64 o = 0; dw && o < o_all; o++) {                                                 \
             const T *restrict d = dy_wide + o * ho * wp;                                        \
             for (i64 c = 0; c < c_all; c++)                                                     \
                 for (i64 i = 0; i < kh; i++)                                                    \
@@ -207,6 +207,124 @@ void bn_input_grad_##S(const T *restrict dy, const T *restrict centred, const T 
 
 DEFINE_KERNELS(float, f32)
 DEFINE_KERNELS(double, f64)
+
+/* Register-blocked direct convolution on channels-last (pixel-major) arrays, for Conv2d's
+ * pixel-major path (gradlearn.compiled says what it measured). One vector V holds LANES
+ * consecutive output channels (64 bytes: 16 floats or 8 doubles; GCC's vector extension,
+ * which compiles to AVX-512, or to two or four narrower registers elsewhere). A tile keeps
+ * up to 8 vectors of sums in registers over every tap and input channel, so each weight
+ * vector loaded serves 8 output pixels (forward) and each dE/dy vector 8 input channels
+ * (weight gradient). When the kernel is not dilated along the width, its kw taps of one
+ * row are kw*C consecutive values of x and of w, and are summed as one run of "channels". */
+#define INLINE static inline __attribute__((always_inline))
+#define DEFINE_CONV_CL(T, S, LANES)                                                             \
+typedef T V_##S __attribute__((vector_size(64)));                                               \
+typedef T VU_##S __attribute__((vector_size(64), aligned(sizeof(T))));                          \
+                                                                                                \
+/* pb pixels of an output row (x advancing by step values per pixel) x LANES channels:      \
+ * y[p] = bias + sum_{i, j, c} x0[i*row + j*col + p*step + c] * w[((i*kwr + j)*cr + c)*q].  */ \
+INLINE void conv_cl_tile_##S(const T *restrict x0, const T *restrict w, const T *restrict bias, \
+                             T *restrict y, i64 cr, i64 q, i64 kh, i64 kwr, i64 step, i64 row,  \
+                             i64 col, const int pb) {                                           \
+    V_##S acc[8];                                                                               \
+    V_##S start = bias ? *(const VU_##S *)bias : (V_##S){0};                                    \
+    _Pragma("GCC unroll 8") for (int p = 0; p < pb; p++) acc[p] = start;                        \
+    for (i64 i = 0; i < kh; i++)                                                                \
+        for (i64 j = 0; j < kwr; j++) {                                                         \
+            const T *xs = x0 + i * row + j * col;                                               \
+            const T *ws = w + (i * kwr + j) * cr * q;                                           \
+            for (i64 c = 0; c < cr; c++) {                                                      \
+                V_##S wv = *(const VU_##S *)(ws + c * q);                                       \
+                _Pragma("GCC unroll 8") for (int p = 0; p < pb; p++) acc[p] += xs[p * step + c] * wv; \
+            }                                                                                   \
+        }                                                                                       \
+    _Pragma("GCC unroll 8") for (int p = 0; p < pb; p++) *(VU_##S *)(y + p * q) = acc[p];       \
+}                                                                                               \
+                                                                                                \
+/* y (N, ho, wo, q) = correlation of the padded x (N, hp, wp, c) with w (kh, kw, c, q), plus \
+ * bias (q,) unless NULL; stride (sh, sw), dilation (dil_h, dil_w); q % LANES == 0. */       \
+void conv_cl_forward_##S(const T *x, const T *w, const T *bias, T *y, i64 n_all, i64 hp, i64 wp, \
+                         i64 c, i64 q, i64 kh, i64 kw, i64 ho, i64 wo, i64 sh, i64 sw,          \
+                         i64 dil_h, i64 dil_w) {                                                \
+    i64 cr = dil_w == 1 ? kw * c : c, kwr = dil_w == 1 ? 1 : kw;                                \
+    i64 step = sw * c, row = dil_h * wp * c, col = dil_w * c;                                   \
+    for (i64 n = 0; n < n_all; n++)                                                             \
+        for (i64 a = 0; a < ho; a++) {                                                          \
+            const T *xr = x + (n * hp + a * sh) * wp * c;                                       \
+            T *yr = y + (n * ho + a) * wo * q;                                                  \
+            for (i64 o = 0; o < q; o += LANES) {                                                \
+                const T *bo = bias ? bias + o : NULL;                                           \
+                i64 b = 0;                                                                      \
+                for (; b + 8 <= wo; b += 8)                                                     \
+                    conv_cl_tile_##S(xr + b * step, w + o, bo, yr + b * q + o, cr, q, kh, kwr, step, row, col, 8); \
+                if (b + 4 <= wo) {                                                              \
+                    conv_cl_tile_##S(xr + b * step, w + o, bo, yr + b * q + o, cr, q, kh, kwr, step, row, col, 4); \
+                    b += 4;                                                                     \
+                }                                                                               \
+                if (b + 2 <= wo) {                                                              \
+                    conv_cl_tile_##S(xr + b * step, w + o, bo, yr + b * q + o, cr, q, kh, kwr, step, row, col, 2); \
+                    b += 2;                                                                     \
+                }                                                                               \
+                if (b < wo)                                                                     \
+                    conv_cl_tile_##S(xr + b * step, w + o, bo, yr + b * q + o, cr, q, kh, kwr, step, row, col, 1); \
+            }                                                                                   \
+        }                                                                                       \
+}                                                                                               \
+                                                                                                \
+/* cb channels of one tap x LANES output channels, summed over rows x wo output pixels:    \
+ * dw[k] += sum_{a, b} x0[a*row + b*step + k] * dy[(a*wo + b)*q]. */                          \
+INLINE void conv_cl_grad_tile_##S(const T *restrict x0, const T *restrict dy, T *restrict dw, \
+                                  i64 q, i64 rows, i64 wo, i64 step, i64 row, const int cb) {   \
+    V_##S acc[8];                                                                               \
+    _Pragma("GCC unroll 8") for (int k = 0; k < cb; k++) acc[k] = *(VU_##S *)(dw + k * q);      \
+    for (i64 a = 0; a < rows; a++) {                                                            \
+        const T *xs = x0 + a * row;                                                             \
+        const T *ds = dy + a * wo * q;                                                          \
+        for (i64 b = 0; b < wo; b++) {                                                          \
+            V_##S dv = *(const VU_##S *)(ds + b * q);                                           \
+            _Pragma("GCC unroll 8") for (int k = 0; k < cb; k++) acc[k] += xs[b * step + k] * dv; \
+        }                                                                                       \
+    }                                                                                           \
+    _Pragma("GCC unroll 8") for (int k = 0; k < cb; k++) *(VU_##S *)(dw + k * q) = acc[k];      \
+}                                                                                               \
+                                                                                                \
+/* dw (kh, kw, c, q) += dE/dW of the forward above, from x (N, hp, wp, c) padded and dy      \
+ * (N, ho, wo, q); q % LANES == 0. Bands of about 32 output pixels, whose x and dE/dy rows   \
+ * stay in L1 while every tap reads them. */                                                    \
+void conv_cl_weight_grad_##S(const T *x, const T *dy, T *dw, i64 n_all, i64 hp, i64 wp, i64 c,   \
+                             i64 q, i64 kh, i64 kw, i64 ho, i64 wo, i64 sh, i64 sw, i64 dil_h,  \
+                             i64 dil_w) {                                                       \
+    i64 cr = dil_w == 1 ? kw * c : c, kwr = dil_w == 1 ? 1 : kw;                                \
+    i64 step = sw * c, row = sh * wp * c, band = wo >= 32 ? 1 : 32 / wo;                        \
+    for (i64 n = 0; n < n_all; n++)                                                             \
+        for (i64 a = 0; a < ho; a += band) {                                                    \
+            i64 rows = ho - a < band ? ho - a : band;                                           \
+            const T *xa = x + (n * hp + a * sh) * wp * c;                                       \
+            const T *da = dy + (n * ho + a) * wo * q;                                           \
+            for (i64 i = 0; i < kh; i++)                                                        \
+                for (i64 j = 0; j < kwr; j++)                                                   \
+                    for (i64 o = 0; o < q; o += LANES) {                                        \
+                        const T *xt = xa + (i * dil_h * wp + j * dil_w) * c;                    \
+                        T *dt = dw + (i * kwr + j) * cr * q + o;                                \
+                        i64 k = 0;                                                              \
+                        for (; k + 8 <= cr; k += 8)                                             \
+                            conv_cl_grad_tile_##S(xt + k, da + o, dt + k * q, q, rows, wo, step, row, 8); \
+                        if (k + 4 <= cr) {                                                      \
+                            conv_cl_grad_tile_##S(xt + k, da + o, dt + k * q, q, rows, wo, step, row, 4); \
+                            k += 4;                                                             \
+                        }                                                                       \
+                        if (k + 2 <= cr) {                                                      \
+                            conv_cl_grad_tile_##S(xt + k, da + o, dt + k * q, q, rows, wo, step, row, 2); \
+                            k += 2;                                                             \
+                        }                                                                       \
+                        if (k < cr)                                                             \
+                            conv_cl_grad_tile_##S(xt + k, da + o, dt + k * q, q, rows, wo, step, row, 1); \
+                    }                                                                           \
+        }                                                                                       \
+}
+
+DEFINE_CONV_CL(float, f32, 16)
+DEFINE_CONV_CL(double, f64, 8)
 
 /* An importable (empty) module, so that setuptools builds and installs this file like any
  * extension; gradlearn.compiled loads the same file with ctypes to call the kernels. */

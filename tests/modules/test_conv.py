@@ -192,6 +192,71 @@ def test_direct_path_skips_the_input_gradient_of_a_data_input():
     assert_close(first.bias.grad, full.bias.grad, 1e-14, "bias gradient")
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 3e-5)])
+@pytest.mark.parametrize(
+    "c_in, args, size, kernels",
+    [
+        (16, dict(out_channels=16, kernel_size=3, padding=1), (9, 10), {"conv_cl_forward", "conv_cl_weight_grad"}),
+        # fewer input channels than a vector: dE/dx by the wide-rows kernel (LeNet-5's second layer)
+        (3, dict(out_channels=32, kernel_size=3, padding=1, bias=False), (8, 8),
+         {"conv_cl_forward", "conv_cl_weight_grad", "direct_conv_input_grad"}),
+        (6, dict(out_channels=16, kernel_size=5), (14, 14), {"conv_cl_forward", "conv_cl_weight_grad", "direct_conv_input_grad"}),
+        # stride 2: dE/dx by col2im
+        (16, dict(out_channels=32, kernel_size=3, stride=2, padding=1), (9, 9), {"conv_cl_forward", "conv_cl_weight_grad"}),
+        # 7 and 10 output channels: zero columns up to the vector width, dropped after
+        (5, dict(out_channels=7, kernel_size=3, padding=2, dilation=2), (9, 7), {"conv_cl_forward", "conv_cl_weight_grad"}),
+        (20, dict(out_channels=10, kernel_size=(2, 3), stride=(1, 2), padding=(0, 1), dilation=(2, 1)), (11, 9),
+         {"conv_cl_forward", "conv_cl_weight_grad"}),
+    ],
+)
+def test_blocked_kernels_match_the_gemm_path(c_in, args, size, kernels, dtype, tol, monkeypatch):
+    """With the compiled kernels, the pixel-major path computes its sums by the register-blocked
+    kernels (conv_cl_forward: output, and dE/dx of stride 1 as the forward of the flipped
+    kernel; conv_cl_weight_grad: dE/dW) instead of im2col and GEMMs; both give the same
+    output and gradients, accumulated over two backward calls, for any channel counts,
+    stride, dilation and padding."""
+    _compiled()
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((5, c_in) + size).astype(dtype)
+    used = set()
+    kernel = compiled.kernel
+    monkeypatch.setattr(compiled, "kernel", lambda name: used.add(name) or kernel(name))
+    blocked = gl.Conv2d(c_in, **args, dtype=dtype, generator=3)
+    blocked.input_grad = True
+    y = blocked(x)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    grads = [blocked.backward(g), blocked.backward(g)]
+    assert used == kernels
+    monkeypatch.setattr(conv_module, "_blocked", lambda xp, *dtypes: False)
+    gemm = gl.Conv2d(c_in, **args, dtype=dtype, generator=3)
+    gemm.input_grad = True
+    assert_close(y, gemm(x), tol, "output")
+    assert_close(grads[1], gemm.backward(g), tol, "grad input")
+    gemm.backward(g)
+    assert_close(blocked.weight.grad, gemm.weight.grad, tol, "weight gradient")
+    if blocked.bias is not None:
+        assert_close(blocked.bias.grad, gemm.bias.grad, tol, "bias gradient")
+
+
+def test_blocked_kernels_leave_mixed_dtypes_to_the_gemm_path(monkeypatch):
+    """A float64 dE/dy into a float32 layer: the kernels read one dtype, so the GEMMs run."""
+    _compiled()
+    used = set()
+    kernel = compiled.kernel
+    monkeypatch.setattr(compiled, "kernel", lambda name: used.add(name) or kernel(name))
+    conv = gl.Conv2d(16, 16, 3, padding=1, generator=0)
+    conv.input_grad = True
+    x = np.random.default_rng(0).standard_normal((2, 16, 6, 6)).astype(np.float32)
+    y = conv(x)
+    grad = conv.backward(np.ones(y.shape))
+    assert used == {"conv_cl_forward"} and grad.dtype == np.float64
+    reference = gl.Conv2d(16, 16, 3, padding=1, dtype=np.float64)
+    reference.weight.data[...] = conv.weight.data
+    reference.input_grad = True
+    reference(x.astype(np.float64))
+    assert_close(grad, reference.backward(np.ones(y.shape)), 1e-6, "grad input")
+
+
 def test_auto_picks_transposed_only_when_it_applies():
     x = np.zeros((1, 4, 6, 6), np.float32)
     conv = gl.Conv2d(4, 4, 3, padding=1)
