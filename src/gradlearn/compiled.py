@@ -57,7 +57,11 @@ The input is a chunk of samples zero-padded, channels-last (m, Hp, Wp, C), the w
 zero columns). A forward tile keeps 8 output pixels x 16 output channels of sums (8 vectors
 of 64 bytes: AVX-512 registers here) over all kh*kw*C products, so each weight vector loaded
 serves 8 pixels; a weight-gradient tile keeps 8 rows (tap, input channel) x 16 output
-channels over a band of about 32 output pixels, so each dE/dy vector serves 8 rows. When the
+channels over a band of about 32 output pixels, so each dE/dy vector serves 8 rows. When Q
+is a multiple of 32, tiles are 2 vectors wide (16 sums), so each value of x read serves 32
+output channels: one core, batch 32, alternating, 32 -> 32 and 64 -> 64 forward 42-54 ->
+65-74 GFLOP/s, weight gradient 51-56 -> 56-65 (the machine was in a slow phase; the
+figures below are the 1-vector tiles in a fast one). When the
 kernel is not dilated along the width, a tap row's kw*C inputs are consecutive in x and in
 w and are summed as one run. No im2col matrix is written. One core, batch 64, 3x3 pad 1,
 GFLOP/s (PyTorch 2.13's oneDNN on one core, NCHW / channels-last, forward):
