@@ -23,104 +23,6 @@ typedef int64_t i64;
 
 #define DEFINE_KERNELS(T, S)                                                                    \
                                                                                                 \
-/* y (N, O, Ho, Wo) of a stride-1 convolution of x (N, C, H, W) with w (O, C, kh, kw) and     \
- * bias b (O,): each sample padded into flat rows (hp x wp), every tap one contiguous          \
- * multiply-add over the "wide" output rows (width wp), whose columns >= Wo are dropped. */     \
-int direct_conv_forward_##S(const T *x, const T *w, const T *b, T *y, i64 n_all, i64 c_all,     \
-                            i64 h, i64 wd, i64 o_all, i64 kh, i64 kw, i64 ho, i64 wo, i64 top,  \
-                            i64 left, i64 hp, i64 wp) {                                         \
-    i64 length = (ho - 1) * wp + wo;                                                            \
-    T *xpad = calloc((size_t)(c_all * hp * wp), sizeof(T));                                     \
-    T *acc = malloc((size_t)(o_all * ho * wp) * sizeof(T));                                     \
-    if (!xpad || !acc) { free(xpad); free(acc); return -1; }                                    \
-    for (i64 n = 0; n < n_all; n++) {                                                           \
-        for (i64 c = 0; c < c_all; c++)                                                         \
-            for (i64 r = 0; r < h; r++)                                                         \
-                memcpy(xpad + c * hp * wp + (r + top) * wp + left, x + ((n * c_all + c) * h + r) * wd, \
-                       (size_t)wd * sizeof(T));                                                 \
-        for (i64 o = 0; o < o_all; o++)                                                         \
-            for (i64 p = 0; p < length; p++) acc[o * ho * wp + p] = b[o];                       \
-        for (i64 c = 0; c < c_all; c++)                                                         \
-            for (i64 i = 0; i < kh; i++)                                                        \
-                for (i64 j = 0; j < kw; j++) {                                                  \
-                    const T *restrict taps = xpad + c * hp * wp + i * wp + j;                   \
-                    for (i64 o = 0; o < o_all; o++) {                                           \
-                        T weight = w[((o * c_all + c) * kh + i) * kw + j];                      \
-                        T *restrict a = acc + o * ho * wp;                                      \
-                        for (i64 p = 0; p < length; p++) a[p] += weight * taps[p];              \
-                    }                                                                           \
-                }                                                                               \
-        for (i64 o = 0; o < o_all; o++)                                                         \
-            for (i64 a = 0; a < ho; a++)                                                        \
-                memcpy(y + ((n * o_all + o) * ho + a) * wo, acc + o * ho * wp + a * wp, (size_t)wo * sizeof(T)); \
-    }                                                                                           \
-    free(xpad);                                                                                 \
-    free(acc);                                                                                  \
-    return 0;                                                                                   \
-}                                                                                               \
-                                                                                                \
-/* dw (O, C, kh, kw) += dE/dW, db (O,) += dE/db over the batch; dx (N, C, H, W) = dE/dx      \
- * unless it is NULL. The same taps read the other way: dE/dW is a dot product of a wide    \
- * dE/dy row (zeros in its columns >= Wo) with a tap's row, dE/dx a multiply-add into the   \
- * padded rows. With x, dw and db NULL it computes dE/dx alone. */                             \
-int direct_conv_backward_##S(const T *x, const T *dy, const T *w, T *dw, T *db, T *dx,          \
-                             i64 n_all, i64 c_all, i64 h, i64 wd, i64 o_all, i64 kh, i64 kw,    \
-                             i64 ho, i64 wo, i64 top, i64 left, i64 hp, i64 wp) {               \
-    i64 length = (ho - 1) * wp + wo;                                                            \
-    T *xpad = calloc((size_t)(c_all * hp * wp), sizeof(T));                                     \
-    T *dy_wide = calloc((size_t)(o_all * ho * wp), sizeof(T));                                  \
-    T *dxpad = malloc((size_t)(c_all * hp * wp) * sizeof(T));                                   \
-    if (!xpad || !dy_wide || !dxpad) { free(xpad); free(dy_wide); free(dxpad); return -1; }     \
-    for (i64 n = 0; n < n_all; n++) {                                                           \
-        for (i64 c = 0; x && c < c_all; c++)                                                    \
-            for (i64 r = 0; r < h; r++)                                                         \
-                memcpy(xpad + c * hp * wp + (r + top) * wp + left, x + ((n * c_all + c) * h + r) * wd, \
-                       (size_t)wd * sizeof(T));                                                 \
-        for (i64 o = 0; o < o_all; o++) {                                                       \
-            T total = 0;                                                                        \
-            for (i64 a = 0; a < ho; a++) {                                                      \
-                const T *src = dy + ((n * o_all + o) * ho + a) * wo;                            \
-                memcpy(dy_wide + o * ho * wp + a * wp, src, (size_t)wo * sizeof(T));            \
-                for (i64 q = 0; q < wo; q++) total += src[q];                                   \
-            }                                                                                   \
-            if (db) db[o] += total;                                                             \
-        }                                                                                       \
-        for (i64 o = 0; dw && o < o_all; o++) {                                                 \
-            const T *restrict d = dy_wide + o * ho * wp;                                        \
-            for (i64 c = 0; c < c_all; c++)                                                     \
-                for (i64 i = 0; i < kh; i++)                                                    \
-                    for (i64 j = 0; j < kw; j++) {                                              \
-                        const T *restrict taps = xpad + c * hp * wp + i * wp + j;               \
-                        T s = 0;                                                                \
-                        _Pragma("omp simd reduction(+:s)")                                      \
-                        for (i64 p = 0; p < length; p++) s += d[p] * taps[p];                   \
-                        dw[((o * c_all + c) * kh + i) * kw + j] += s;                           \
-                    }                                                                           \
-        }                                                                                       \
-        if (dx) {                                                                               \
-            memset(dxpad, 0, (size_t)(c_all * hp * wp) * sizeof(T));                            \
-            for (i64 c = 0; c < c_all; c++)                                                     \
-                for (i64 i = 0; i < kh; i++)                                                    \
-                    for (i64 j = 0; j < kw; j++) {                                              \
-                        T *restrict target = dxpad + c * hp * wp + i * wp + j;                  \
-                        for (i64 o = 0; o < o_all; o++) {                                       \
-                            T weight = w[((o * c_all + c) * kh + i) * kw + j];                  \
-                            const T *restrict d = dy_wide + o * ho * wp;                        \
-                            for (i64 p = 0; p < length; p++) target[p] += weight * d[p];        \
-                        }                                                                       \
-                    }                                                                           \
-            for (i64 c = 0; c < c_all; c++)                                                     \
-                for (i64 r = 0; r < h; r++)                                                     \
-                    memcpy(dx + ((n * c_all + c) * h + r) * wd, dxpad + c * hp * wp + (r + top) * wp + left, \
-                           (size_t)wd * sizeof(T));                                             \
-        }                                                                                       \
-    }                                                                                           \
-    free(xpad);                                                                                 \
-    free(dy_wide);                                                                              \
-    free(dxpad);                                                                                \
-    return 0;                                                                                   \
-}                                                                                               \
-                                                                                                \
 /* 2x2 tiles, channels-last: x (N, h, wd, C) -> y, first (N, ho, wo, C); the inner loop runs \
  * over the contiguous channels, so it is vectorised. (In C order a tile's four values are  \
  * two stride-2 pairs, and the same loop ran scalar, slower than NumPy's separable path.) */ \
@@ -360,6 +262,211 @@ void conv_cl_weight_grad_##S(const T *x, const T *dy, T *dw, i64 n_all, i64 hp, 
 
 DEFINE_CONV_CL(float, f32, 16)
 DEFINE_CONV_CL(double, f64, 8)
+
+/* Direct convolution over "wide rows" (stride 1, dilation 1), for gradlearn.compiled's
+ * direct path: sample n's zero-padded input is one flat row per channel (hp x wp), and
+ * over the full padded width the output is ywide[o][p] = b[o] + sum_t W[o, t] * xpad[off(t) + p]
+ * for the taps t = (c, i, j), off(t) = c*hp*wp + i*wp + j; positions p = a*wp + b with
+ * b >= Wo are computed and dropped. A tile keeps up to 6 outputs x 2 vectors of positions
+ * of sums in registers over all the taps, so each vector of x loaded serves 6 outputs.
+ * dE/dx is the same sum the other way (taps (o, i, j), offsets -(i*wp + j) into a dE/dy
+ * given a zero front of (kh-1)*wp + kw-1), so the same tile computes it. dE/dW[o, t] is a
+ * dot product of the wide dE/dy row o (zeros in its columns >= Wo) with row t of x: a tile
+ * keeps up to 6 outputs x 2 taps of vector sums, added across lanes at the end. */
+#define DEFINE_DIRECT(T, S, LANES)                                                              \
+                                                                                                \
+/* out[k][p + v*LANES] = bias[k] + sum_t wt[t*ldw + k] * src[off[t] + p + v*LANES] for         \
+ * k < nk, v < nv; out rows `plane` apart. */                                                   \
+INLINE void wide_tile_##S(const T *restrict src, const T *restrict wt, i64 ldw, const i64 *restrict off, \
+                          i64 taps, const T *restrict bias, T *restrict out, i64 plane, const int nk, \
+                          const int nv) {                                                       \
+    V_##S acc[6][2];                                                                            \
+    _Pragma("GCC unroll 6") for (int k = 0; k < nk; k++)                                        \
+        _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++) acc[k][v] = (V_##S){0} + (bias ? bias[k] : 0); \
+    for (i64 t = 0; t < taps; t++) {                                                            \
+        const T *xs = src + off[t];                                                             \
+        const T *ws = wt + t * ldw;                                                             \
+        V_##S xv[2];                                                                            \
+        _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++) xv[v] = *(const VU_##S *)(xs + v * LANES); \
+        _Pragma("GCC unroll 6") for (int k = 0; k < nk; k++) {                                  \
+            T weight = ws[k];                                                                   \
+            _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++) acc[k][v] += weight * xv[v];   \
+        }                                                                                       \
+    }                                                                                           \
+    _Pragma("GCC unroll 6") for (int k = 0; k < nk; k++)                                        \
+        _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++) *(VU_##S *)(out + k * plane + v * LANES) = acc[k][v]; \
+}                                                                                               \
+                                                                                                \
+/* Every output row k < nk_all (rows `plane` apart) over positions [0, length), in tiles of  \
+ * 6 rows x 2 vectors; positions up to length + 2*LANES - 1 are written (slack). */            \
+static void wide_rows_##S(const T *src, const T *wt, const i64 *off, i64 taps, const T *bias,   \
+                          T *out, i64 plane, i64 nk_all, i64 length) {                          \
+    for (i64 k0 = 0; k0 < nk_all; k0 += 6) {                                                    \
+        const T *bk = bias ? bias + k0 : NULL;                                                  \
+        for (i64 p = 0; p < length; p += 2 * LANES) {                                           \
+            const T *s = src + p;                                                               \
+            T *o = out + k0 * plane + p;                                                        \
+            switch (nk_all - k0 < 6 ? nk_all - k0 : 6) {                                        \
+            case 6: wide_tile_##S(s, wt + k0, nk_all, off, taps, bk, o, plane, 6, 2); break;    \
+            case 5: wide_tile_##S(s, wt + k0, nk_all, off, taps, bk, o, plane, 5, 2); break;    \
+            case 4: wide_tile_##S(s, wt + k0, nk_all, off, taps, bk, o, plane, 4, 2); break;    \
+            case 3: wide_tile_##S(s, wt + k0, nk_all, off, taps, bk, o, plane, 3, 2); break;    \
+            case 2: wide_tile_##S(s, wt + k0, nk_all, off, taps, bk, o, plane, 2, 2); break;    \
+            default: wide_tile_##S(s, wt + k0, nk_all, off, taps, bk, o, plane, 1, 2); break;   \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+                                                                                                \
+/* dwv[(k*taps + t)*LANES + l] += sum_{p < npos, p % LANES == l} dyw[k*plane + p] *             \
+ * src[off[t] + p], for k < nk, t < nt: vector sums, added across lanes once, at the end of   \
+ * the batch. npos a multiple of LANES. */                                                      \
+INLINE void wide_grad_tile_##S(const T *restrict dyw, i64 plane, const T *restrict src,          \
+                               const i64 *restrict off, i64 npos, T *restrict dwv, i64 taps,    \
+                               const int nk, const int nt) {                                    \
+    V_##S acc[6][2];                                                                            \
+    _Pragma("GCC unroll 6") for (int k = 0; k < nk; k++)                                        \
+        _Pragma("GCC unroll 2") for (int t = 0; t < nt; t++) acc[k][t] = *(VU_##S *)(dwv + (k * taps + t) * LANES); \
+    for (i64 p = 0; p < npos; p += LANES) {                                                     \
+        V_##S xv[2];                                                                            \
+        _Pragma("GCC unroll 2") for (int t = 0; t < nt; t++) xv[t] = *(const VU_##S *)(src + off[t] + p); \
+        _Pragma("GCC unroll 6") for (int k = 0; k < nk; k++) {                                  \
+            V_##S d = *(const VU_##S *)(dyw + k * plane + p);                                   \
+            _Pragma("GCC unroll 2") for (int t = 0; t < nt; t++) acc[k][t] += d * xv[t];        \
+        }                                                                                       \
+    }                                                                                           \
+    _Pragma("GCC unroll 6") for (int k = 0; k < nk; k++)                                        \
+        _Pragma("GCC unroll 2") for (int t = 0; t < nt; t++) *(VU_##S *)(dwv + (k * taps + t) * LANES) = acc[k][t]; \
+}                                                                                               \
+                                                                                                \
+/* Sample n's channels of src (N, channels, h, wd) into the zero-bordered flat rows of dst,   \
+ * one `plane` per channel, the image at `front` + top*wp + left. */                           \
+static void wide_fill_##S(const T *src, i64 n, i64 channels, i64 h, i64 wd, T *dst, i64 plane,  \
+                          i64 front, i64 top, i64 left, i64 wp) {                               \
+    for (i64 c = 0; c < channels; c++)                                                          \
+        for (i64 r = 0; r < h; r++)                                                             \
+            memcpy(dst + c * plane + front + (r + top) * wp + left, src + ((n * channels + c) * h + r) * wd, \
+                   (size_t)wd * sizeof(T));                                                     \
+}                                                                                               \
+                                                                                                \
+/* y (N, O, Ho, Wo) of a stride-1 convolution of x (N, C, H, W) with w (O, C, kh, kw) and     \
+ * bias b (O,), over wide rows (above). Returns -1 when its scratch cannot be allocated. */     \
+int direct_conv_forward_##S(const T *x, const T *w, const T *b, T *y, i64 n_all, i64 c_all,     \
+                            i64 h, i64 wd, i64 o_all, i64 kh, i64 kw, i64 ho, i64 wo, i64 top,  \
+                            i64 left, i64 hp, i64 wp) {                                         \
+    i64 taps = c_all * kh * kw, length = (ho - 1) * wp + wo, plane = ho * wp + 2 * LANES;       \
+    T *xpad = calloc((size_t)(c_all * hp * wp + 2 * LANES), sizeof(T));                         \
+    T *ywide = malloc((size_t)(o_all * plane) * sizeof(T));                                     \
+    T *wt = malloc((size_t)(taps * o_all) * sizeof(T));                                         \
+    i64 *off = malloc((size_t)taps * sizeof(i64));                                              \
+    if (!xpad || !ywide || !wt || !off) { free(xpad); free(ywide); free(wt); free(off); return -1; } \
+    for (i64 t = 0; t < taps; t++) {                                                            \
+        i64 c = t / (kh * kw), i = t / kw % kh, j = t % kw;                                     \
+        off[t] = c * hp * wp + i * wp + j;                                                      \
+        for (i64 o = 0; o < o_all; o++) wt[t * o_all + o] = w[o * taps + t];                    \
+    }                                                                                           \
+    for (i64 n = 0; n < n_all; n++) {                                                           \
+        wide_fill_##S(x, n, c_all, h, wd, xpad, hp * wp, 0, top, left, wp);                     \
+        wide_rows_##S(xpad, wt, off, taps, b, ywide, plane, o_all, length);                     \
+        for (i64 o = 0; o < o_all; o++)                                                         \
+            for (i64 a = 0; a < ho; a++)                                                        \
+                memcpy(y + ((n * o_all + o) * ho + a) * wo, ywide + o * plane + a * wp, (size_t)wo * sizeof(T)); \
+    }                                                                                           \
+    free(xpad);                                                                                 \
+    free(ywide);                                                                                \
+    free(wt);                                                                                   \
+    free(off);                                                                                  \
+    return 0;                                                                                   \
+}                                                                                               \
+                                                                                                \
+/* dw (O, C, kh, kw) += dE/dW and db (O,) += dE/db over the batch, unless NULL (x is only     \
+ * read for dw); dx (N, C, H, W) = dE/dx unless NULL. Returns -1 when its scratch cannot be    \
+ * allocated. */                                                                                \
+int direct_conv_backward_##S(const T *x, const T *dy, const T *w, T *dw, T *db, T *dx,          \
+                             i64 n_all, i64 c_all, i64 h, i64 wd, i64 o_all, i64 kh, i64 kw,    \
+                             i64 ho, i64 wo, i64 top, i64 left, i64 hp, i64 wp) {               \
+    i64 taps = c_all * kh * kw, length = (ho - 1) * wp + wo;                                    \
+    i64 npos = (length + LANES - 1) / LANES * LANES;                                            \
+    i64 front = (kh - 1) * wp + kw - 1, plane = front + hp * wp + 2 * LANES;                    \
+    i64 back_taps = o_all * kh * kw, dx_plane = hp * wp + 2 * LANES;                            \
+    T *xpad = calloc((size_t)(c_all * hp * wp + 2 * LANES), sizeof(T));                         \
+    T *dyw = calloc((size_t)(o_all * plane), sizeof(T));                                        \
+    T *dxpad = malloc((size_t)(c_all * dx_plane) * sizeof(T));                                  \
+    T *wt = malloc((size_t)(back_taps * c_all) * sizeof(T));                                    \
+    i64 *off = malloc((size_t)(taps + back_taps) * sizeof(i64));                                \
+    T *sums = calloc((size_t)((o_all * taps + o_all) * LANES), sizeof(T)); /* dW, db by lane */ \
+    if (!xpad || !dyw || !dxpad || !wt || !off || !sums) {                                      \
+        free(xpad); free(dyw); free(dxpad); free(wt); free(off); free(sums);                    \
+        return -1;                                                                              \
+    }                                                                                           \
+    T *db_sums = sums + o_all * taps * LANES;                                                   \
+    i64 *back_off = off + taps;                                                                 \
+    for (i64 t = 0; t < taps; t++) off[t] = t / (kh * kw) * hp * wp + t / kw % kh * wp + t % kw; \
+    for (i64 t = 0; t < back_taps; t++) { /* t = (o, i, j): W[o, c, i, j] reads dE/dy[o] at -(i*wp + j) */ \
+        i64 o = t / (kh * kw), i = t / kw % kh, j = t % kw;                                     \
+        back_off[t] = o * plane + front - i * wp - j;                                           \
+        for (i64 c = 0; c < c_all; c++) wt[t * c_all + c] = w[((o * c_all + c) * kh + i) * kw + j]; \
+    }                                                                                           \
+    for (i64 n = 0; n < n_all; n++) {                                                           \
+        wide_fill_##S(dy, n, o_all, ho, wo, dyw, plane, front, 0, 0, wp);                       \
+        for (i64 o = 0; db && o < o_all; o++) {                                                 \
+            V_##S total = *(VU_##S *)(db_sums + o * LANES);                                     \
+            for (i64 p = 0; p < npos; p += LANES) total += *(const VU_##S *)(dyw + o * plane + front + p); \
+            *(VU_##S *)(db_sums + o * LANES) = total;                                           \
+        }                                                                                       \
+        if (dw) {                                                                               \
+            wide_fill_##S(x, n, c_all, h, wd, xpad, hp * wp, 0, top, left, wp);                 \
+            for (i64 o0 = 0; o0 < o_all; o0 += 6) {                                             \
+                int nk = o_all - o0 < 6 ? (int)(o_all - o0) : 6;                                \
+                const T *d = dyw + o0 * plane + front;                                          \
+                T *g = sums + o0 * taps * LANES;                                                \
+                for (i64 t = 0; t < taps; t += 2) {                                             \
+                    int pair = taps - t >= 2;                                                   \
+                    switch (nk * 2 + pair) {                                                    \
+                    case 13: wide_grad_tile_##S(d, plane, xpad, off + t, npos, g + t * LANES, taps, 6, 2); break; \
+                    case 12: wide_grad_tile_##S(d, plane, xpad, off + t, npos, g + t * LANES, taps, 6, 1); break; \
+                    case 11: wide_grad_tile_##S(d, plane, xpad, off + t, npos, g + t * LANES, taps, 5, 2); break; \
+                    case 10: wide_grad_tile_##S(d, plane, xpad, off + t, npos, g + t * LANES, taps, 5, 1); break; \
+                    case 9: wide_grad_tile_##S(d, plane, xpad, off + t, npos, g + t * LANES, taps, 4, 2); break; \
+                    case 8: wide_grad_tile_##S(d, plane, xpad, off + t, npos, g + t * LANES, taps, 4, 1); break; \
+                    case 7: wide_grad_tile_##S(d, plane, xpad, off + t, npos, g + t * LANES, taps, 3, 2); break; \
+                    case 6: wide_grad_tile_##S(d, plane, xpad, off + t, npos, g + t * LANES, taps, 3, 1); break; \
+                    case 5: wide_grad_tile_##S(d, plane, xpad, off + t, npos, g + t * LANES, taps, 2, 2); break; \
+                    case 4: wide_grad_tile_##S(d, plane, xpad, off + t, npos, g + t * LANES, taps, 2, 1); break; \
+                    case 3: wide_grad_tile_##S(d, plane, xpad, off + t, npos, g + t * LANES, taps, 1, 2); break; \
+                    default: wide_grad_tile_##S(d, plane, xpad, off + t, npos, g + t * LANES, taps, 1, 1); break; \
+                    }                                                                           \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+        if (dx) {                                                                               \
+            wide_rows_##S(dyw, wt, back_off, back_taps, NULL, dxpad, dx_plane, c_all, hp * wp); \
+            for (i64 c = 0; c < c_all; c++)                                                     \
+                for (i64 r = 0; r < h; r++)                                                     \
+                    memcpy(dx + ((n * c_all + c) * h + r) * wd, dxpad + c * dx_plane + (r + top) * wp + left, \
+                           (size_t)wd * sizeof(T));                                             \
+        }                                                                                       \
+    }                                                                                           \
+    for (i64 k = 0; k < o_all * taps + o_all; k++) { /* the lanes' sums, once */               \
+        T total = 0;                                                                            \
+        for (int l = 0; l < LANES; l++) total += sums[k * LANES + l];                           \
+        if (k < o_all * taps) {                                                                 \
+            if (dw) dw[k] += total;                                                             \
+        } else if (db) {                                                                        \
+            db[k - o_all * taps] += total;                                                      \
+        }                                                                                       \
+    }                                                                                           \
+    free(xpad);                                                                                 \
+    free(dyw);                                                                                  \
+    free(dxpad);                                                                                \
+    free(wt);                                                                                   \
+    free(off);                                                                                  \
+    free(sums);                                                                                 \
+    return 0;                                                                                   \
+}
+
+DEFINE_DIRECT(float, f32, 16)
+DEFINE_DIRECT(double, f64, 8)
 
 /* An importable (empty) module, so that setuptools builds and installs this file like any
  * extension; gradlearn.compiled loads the same file with ctypes to call the kernels. */
