@@ -33,22 +33,25 @@ The kernels, each measured faster than its NumPy path (2-core CPU):
 
 Direct convolution ("wide rows"), for one input channel (a grayscale first layer, as
 LeNet-5's), stride 1 and dilation 1. Sample n's padded input is one flat row per
-channel, ``xpad[c, r*Wp + s]`` (Hp x Wp padded image). Computing the output over the full
-padded width Wp, ``ywide[o, a*Wp + b] = sum_{c,i,j} W[o,c,i,j] * xpad[c, a*Wp + b + i*Wp + j]``,
-turns every tap (c, i, j) into one contiguous multiply-add over the whole image,
-``ywide[o, :L] += W[o,c,i,j] * xpad[c, off:off + L]`` with ``off = i*Wp + j`` and
-``L = (Ho - 1)*Wp + Wo``; the columns b >= Wo are discarded. The backward reads the same
-taps the other way: ``dE/dW[o,c,i,j] += dywide[o, :L] . xpad[c, off:off + L]`` (dE/dy
-written into zeroed wide rows) and ``dE/dxpad[c, off:off + L] += W[o,c,i,j] * dywide[o, :L]``.
-LeNet-5's first layer (1 -> 6 channels, 5x5, padding 2, batch 128, both cores): forward
-4.6 -> 2.1 ms, backward 4.5 -> 2.3 ms against im2col. With 3 or more input channels
-(3 -> 32, 32 -> 32 at 32x32) im2col and one matrix product were faster, so only
-one-channel inputs take this path.
+channel, ``xpad[c, r*Wp + s]`` (Hp x Wp padded image). Computed over the full padded width
+Wp, the output is ``ywide[o, p] = b[o] + sum_t W[o, t] * xpad[off(t) + p]`` for the taps
+t = (c, i, j), ``off(t) = c*Hp*Wp + i*Wp + j`` and positions ``p = a*Wp + b`` (the columns
+b >= Wo are computed and dropped). A tile keeps 6 outputs x 2 vectors of positions of sums
+in registers over all the taps, so each vector of x loaded serves 6 outputs (the first
+version made one multiply-add pass over the image per tap and output: 0.44 -> 0.29-0.31 ms
+for LeNet-5's first layer, one core, batch 64). The backward reads the same sums the other
+way: ``dE/dW[o, t]`` is the dot product of the wide dE/dy row o (zeros in its columns >= Wo)
+with x's row t, kept as per-lane vector sums over the batch and added across lanes once
+(0.93 -> 0.35 ms), and dE/dx is the same tile over dE/dy (given a zero front) with the
+flipped kernel, taps (o, i, j) at offsets -(i*Wp + j). LeNet-5's first layer (1 -> 6
+channels, 5x5, padding 2, batch 128, both cores), against im2col: forward 4.6 -> 0.7-0.9
+ms, backward 4.5 -> 0.7-1.5 ms. With 3 or more input channels the blocked kernels below
+are faster, so only one-channel inputs take this path.
 
 With x, dE/dW and dE/db NULL (``direct_conv_input_grad``) the direct backward computes dE/dx
 alone, for any channel counts: Conv2d uses it for the stride-1 input gradient of layers with
 fewer input channels than one vector of the blocked kernels (LeNet-5's 6 -> 16, one core,
-batch 64: 3.3 against 4.7-5.1 ms by the blocked kernel over 16 channels, 10 of them zero).
+batch 64: 0.82 against 2.9-5.1 ms by the blocked kernel over 16 channels, 10 of them zero).
 
 Register-blocked direct convolution (``conv_cl_forward``, ``conv_cl_weight_grad``), for
 Conv2d's pixel-major path (one group; any channel counts, stride, dilation and padding).
