@@ -46,7 +46,8 @@ with x's row t, kept as per-lane vector sums over the batch and added across lan
 flipped kernel, taps (o, i, j) at offsets -(i*Wp + j). LeNet-5's first layer (1 -> 6
 channels, 5x5, padding 2, batch 128, both cores), against im2col: forward 4.6 -> 0.7-0.9
 ms, backward 4.5 -> 0.7-1.5 ms. With 3 or more input channels the blocked kernels below
-are faster, so only one-channel inputs take this path.
+are faster, and so they are with one input channel and 16 outputs; only one-channel inputs
+with fewer outputs take this path.
 
 With x, dE/dW and dE/db NULL (``direct_conv_input_grad``) the direct backward computes dE/dx
 alone, for any channel counts: Conv2d uses it for the stride-1 input gradient of layers with

@@ -158,7 +158,7 @@ def test_direct_one_channel_path_matches_im2col(args, size, dtype, tol, monkeypa
 def test_direct_path_is_only_for_one_channel_stride_one():
     _compiled()
     assert gl.Conv2d(1, 6, 5)._direct(np)
-    for conv in (gl.Conv2d(2, 6, 5), gl.Conv2d(1, 6, 5, stride=2), gl.Conv2d(1, 6, 3, dilation=2)):
+    for conv in (gl.Conv2d(2, 6, 5), gl.Conv2d(1, 6, 5, stride=2), gl.Conv2d(1, 6, 3, dilation=2), gl.Conv2d(1, 16, 3)):
         assert not conv._direct(np), conv
 
 
