@@ -124,11 +124,12 @@ DEFINE_KERNELS(double, f64)
 typedef T V_##S __attribute__((vector_size(64)));                                               \
 typedef T VU_##S __attribute__((vector_size(64), aligned(sizeof(T))));                          \
                                                                                                 \
-/* pb pixels of an output row (x advancing by step values per pixel) x LANES channels:      \
- * y[p] = bias + sum_{i, j, c} x0[i*row + j*col + p*step + c] * w[((i*kwr + j)*cr + c)*q].  */ \
+/* pb pixels of an output row (x advancing by step values per pixel, y by ystep) x nv*LANES \
+ * channels: y[p*ystep] (+)= bias + sum_{i, j, c} x0[i*row + j*col + p*step + c] *           \
+ * w[((i*kwr + j)*cr + c)*q]; added to y when `add`. */                                         \
 INLINE void conv_cl_tile_##S(const T *restrict x0, const T *restrict w, const T *restrict bias, \
                              T *restrict y, i64 cr, i64 q, i64 kh, i64 kwr, i64 step, i64 row,  \
-                             i64 col, const int pb, const int nv) {                             \
+                             i64 col, i64 ystep, const int pb, const int nv, const int add) {   \
     V_##S acc[8][2];                                                                            \
     _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++) {                                      \
         V_##S start = bias ? *(const VU_##S *)(bias + v * LANES) : (V_##S){0};                  \
@@ -148,27 +149,32 @@ INLINE void conv_cl_tile_##S(const T *restrict x0, const T *restrict w, const T 
             }                                                                                   \
         }                                                                                       \
     _Pragma("GCC unroll 8") for (int p = 0; p < pb; p++)                                        \
-        _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++) *(VU_##S *)(y + p * q + v * LANES) = acc[p][v]; \
+        _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++) {                                  \
+            VU_##S *out = (VU_##S *)(y + p * ystep + v * LANES);                                \
+            *out = add ? *out + acc[p][v] : acc[p][v];                                          \
+        }                                                                                       \
 }                                                                                               \
                                                                                                 \
-/* One output row, in tiles of 8 pixels (then 4, 2, 1) x nv vectors of channels. */           \
+/* One output row of wo pixels, ystep apart, in tiles of 8 pixels (then 4, 2, 1) x nv       \
+ * vectors of channels (all q of them), written or (`add`) added. */                           \
 INLINE void conv_cl_row_##S(const T *xr, const T *w, const T *bias, T *yr, i64 cr, i64 q, i64 kh, \
-                            i64 kwr, i64 step, i64 row, i64 col, i64 wo, const int nv) {         \
+                            i64 kwr, i64 step, i64 row, i64 col, i64 wo, i64 ystep, const int nv, \
+                            const int add) {                                                    \
     for (i64 o = 0; o < q; o += LANES * nv) {                                                   \
         const T *bo = bias ? bias + o : NULL;                                                   \
         i64 b = 0;                                                                              \
         for (; b + 8 <= wo; b += 8)                                                             \
-            conv_cl_tile_##S(xr + b * step, w + o, bo, yr + b * q + o, cr, q, kh, kwr, step, row, col, 8, nv); \
+            conv_cl_tile_##S(xr + b * step, w + o, bo, yr + b * ystep + o, cr, q, kh, kwr, step, row, col, ystep, 8, nv, add); \
         if (b + 4 <= wo) {                                                                      \
-            conv_cl_tile_##S(xr + b * step, w + o, bo, yr + b * q + o, cr, q, kh, kwr, step, row, col, 4, nv); \
+            conv_cl_tile_##S(xr + b * step, w + o, bo, yr + b * ystep + o, cr, q, kh, kwr, step, row, col, ystep, 4, nv, add); \
             b += 4;                                                                             \
         }                                                                                       \
         if (b + 2 <= wo) {                                                                      \
-            conv_cl_tile_##S(xr + b * step, w + o, bo, yr + b * q + o, cr, q, kh, kwr, step, row, col, 2, nv); \
+            conv_cl_tile_##S(xr + b * step, w + o, bo, yr + b * ystep + o, cr, q, kh, kwr, step, row, col, ystep, 2, nv, add); \
             b += 2;                                                                             \
         }                                                                                       \
         if (b < wo)                                                                             \
-            conv_cl_tile_##S(xr + b * step, w + o, bo, yr + b * q + o, cr, q, kh, kwr, step, row, col, 1, nv); \
+            conv_cl_tile_##S(xr + b * step, w + o, bo, yr + b * ystep + o, cr, q, kh, kwr, step, row, col, ystep, 1, nv, add); \
     }                                                                                           \
 }                                                                                               \
                                                                                                 \
@@ -184,10 +190,31 @@ void conv_cl_forward_##S(const T *x, const T *w, const T *bias, T *y, i64 n_all,
             const T *xr = x + (n * hp + a * sh) * wp * c;                                       \
             T *yr = y + (n * ho + a) * wo * q;                                                  \
             if (q % (2 * LANES) == 0)                                                           \
-                conv_cl_row_##S(xr, w, bias, yr, cr, q, kh, kwr, step, row, col, wo, 2);         \
+                conv_cl_row_##S(xr, w, bias, yr, cr, q, kh, kwr, step, row, col, wo, q, 2, 0);  \
             else                                                                                \
-                conv_cl_row_##S(xr, w, bias, yr, cr, q, kh, kwr, step, row, col, wo, 1);         \
+                conv_cl_row_##S(xr, w, bias, yr, cr, q, kh, kwr, step, row, col, wo, q, 1, 0);  \
         }                                                                                       \
+}                                                                                               \
+                                                                                                \
+/* dxpad (N, hp, wp, c) += dE/dxpad of the forward above (any stride and dilation), from dy  \
+ * (N, ho, wo, q) and wt (kh, kw, q, c) (w with its two channel axes swapped); c % LANES == 0. \
+ * Each tap scatters: for output row a, dE/dy's pixels times the tap's (q, c) matrix, summed   \
+ * over q in registers, are added to the input pixels they came from (sw*c values apart). */   \
+void conv_cl_input_grad_##S(const T *dy, const T *wt, T *dxpad, i64 n_all, i64 hp, i64 wp, i64 c, \
+                            i64 q, i64 kh, i64 kw, i64 ho, i64 wo, i64 sh, i64 sw, i64 dil_h,   \
+                            i64 dil_w) {                                                        \
+    for (i64 n = 0; n < n_all; n++)                                                             \
+        for (i64 a = 0; a < ho; a++)                                                            \
+            for (i64 i = 0; i < kh; i++)                                                        \
+                for (i64 j = 0; j < kw; j++) {                                                  \
+                    const T *src = dy + (n * ho + a) * wo * q;                                  \
+                    const T *tap = wt + (i * kw + j) * q * c;                                   \
+                    T *dst = dxpad + ((n * hp + a * sh + i * dil_h) * wp + j * dil_w) * c;      \
+                    if (c % (2 * LANES) == 0)                                                   \
+                        conv_cl_row_##S(src, tap, NULL, dst, q, c, 1, 1, q, 0, 0, wo, sw * c, 2, 1); \
+                    else                                                                        \
+                        conv_cl_row_##S(src, tap, NULL, dst, q, c, 1, 1, q, 0, 0, wo, sw * c, 1, 1); \
+                }                                                                               \
 }                                                                                               \
                                                                                                 \
 /* cb channels of one tap x LANES output channels, summed over rows x wo output pixels:    \

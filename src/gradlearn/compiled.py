@@ -54,7 +54,8 @@ alone, for any channel counts: Conv2d uses it for the stride-1 input gradient of
 fewer input channels than one vector of the blocked kernels (LeNet-5's 6 -> 16, one core,
 batch 64: 0.82 against 2.9-5.1 ms by the blocked kernel over 16 channels, 10 of them zero).
 
-Register-blocked direct convolution (``conv_cl_forward``, ``conv_cl_weight_grad``), for
+Register-blocked direct convolution (``conv_cl_forward``, ``conv_cl_weight_grad``,
+``conv_cl_input_grad``), for
 Conv2d's pixel-major path (one group; any channel counts, stride, dilation and padding).
 The input is a chunk of samples zero-padded, channels-last (m, Hp, Wp, C), the weight a
 (kh*kw*C, Q) matrix with rows (i, j, c), and Q a multiple of the vector width (Conv2d adds
@@ -67,7 +68,11 @@ output channels: one core, batch 32, alternating, 32 -> 32 and 64 -> 64 forward 
 65-74 GFLOP/s, weight gradient 51-56 -> 56-65 (the machine was in a slow phase; the
 figures below are the 1-vector tiles in a fast one). When the
 kernel is not dilated along the width, a tap row's kw*C inputs are consecutive in x and in
-w and are summed as one run. No im2col matrix is written. One core, batch 64, 3x3 pad 1,
+w and are summed as one run. The input gradient of a stride-1 layer is the forward over
+the padded dE/dy with the flipped kernel; of other strides, ``conv_cl_input_grad`` takes the
+taps one by one: the same tile sums dE/dy's pixels times the tap's (Q, C) matrix over Q and
+adds the result where the tap read x (ResNet-20's stride-2 layers, whole backward, batch
+64, 2-core CPU: 13.0 -> 5.8 and 6.3 -> 3.3 ms against col2im). No im2col matrix is written. One core, batch 64, 3x3 pad 1,
 GFLOP/s (PyTorch 2.13's oneDNN on one core, NCHW / channels-last, forward):
 
     16 -> 16 at 32x32: forward 87-92, weight gradient 80-83 (oneDNN 28 / 53)
@@ -167,13 +172,18 @@ def _direct_conv_backward(x, grad_output, weight, grad_weight, grad_bias, grad_i
 LANES = {np.dtype(np.float32): 16, np.dtype(np.float64): 8}  # channels per vector of the conv_cl kernels
 
 
+def _conv_cl_out_size(padded, kernel, stride, dilation):
+    hp, wp = padded.shape[1:3]
+    return (hp - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1, (wp - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+
+
 def _conv_cl_forward(padded, weight, bias, out, kernel, stride, dilation):
     """out (m*Ho*Wo, Q) = the correlation of padded (m, Hp, Wp, C) with weight (kh*kw*C, Q)
     (rows (i, j, c)), plus bias (Q,) unless None; Q a multiple of LANES."""
     m, hp, wp, c = padded.shape
     q = weight.shape[1]
-    ho, wo = (hp - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1, (wp - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
-    _check_conv_cl("conv_cl_forward", padded, weight, out, q, (m * ho * wo, q), kernel, c)
+    ho, wo = _conv_cl_out_size(padded, kernel, stride, dilation)
+    _check_conv_cl("conv_cl_forward", padded, {"weight": (weight, (kernel[0] * kernel[1] * c, q)), "output": (out, (m * ho * wo, q))}, q)
     _call("conv_cl_forward", padded, weight, bias, out, m, hp, wp, c, q, *kernel, ho, wo, *stride, *dilation)
 
 
@@ -182,20 +192,34 @@ def _conv_cl_weight_grad(padded, grad_output, grad_weight, kernel, stride, dilat
     (m, Hp, Wp, C) and grad_output (m*Ho*Wo, Q); Q a multiple of LANES."""
     m, hp, wp, c = padded.shape
     q = grad_weight.shape[1]
-    ho, wo = (hp - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1, (wp - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
-    _check_conv_cl("conv_cl_weight_grad", padded, grad_weight, grad_output, q, (m * ho * wo, q), kernel, c)
+    ho, wo = _conv_cl_out_size(padded, kernel, stride, dilation)
+    _check_conv_cl("conv_cl_weight_grad", padded,
+                   {"weight gradient": (grad_weight, (kernel[0] * kernel[1] * c, q)), "output gradient": (grad_output, (m * ho * wo, q))}, q)
     _call("conv_cl_weight_grad", padded, grad_output, grad_weight, m, hp, wp, c, q, *kernel, ho, wo, *stride, *dilation)
 
 
-def _check_conv_cl(name, padded, weight, pixels, q, pixels_shape, kernel, c):
-    """The shapes the kernel's loops assume (it reads and writes them without bounds)."""
-    if padded.ndim != 4 or weight.shape != (kernel[0] * kernel[1] * c, q) or pixels.shape != pixels_shape:
-        raise ValueError(
-            f"compiled.{name}: shapes do not fit: input {padded.shape}, weight {weight.shape} "
-            f"(expected {(kernel[0] * kernel[1] * c, q)}), pixels {pixels.shape} (expected {pixels_shape})"
-        )
-    if q % LANES.get(padded.dtype, 1):
-        raise ValueError(f"compiled.{name}: {q} output channels, expected a multiple of {LANES[padded.dtype]}")
+def _conv_cl_input_grad(grad_output, weight_t, grad_padded, kernel, stride, dilation):
+    """grad_padded (m, Hp, Wp, C) += the input gradient of that correlation (any stride),
+    from grad_output (m*Ho*Wo, Q) and weight_t (kh*kw*Q, C) (rows (i, j, o)); C a multiple
+    of LANES."""
+    m, hp, wp, c = grad_padded.shape
+    q = grad_output.shape[1]
+    ho, wo = _conv_cl_out_size(grad_padded, kernel, stride, dilation)
+    _check_conv_cl("conv_cl_input_grad", grad_padded,
+                   {"weight": (weight_t, (kernel[0] * kernel[1] * q, c)), "output gradient": (grad_output, (m * ho * wo, q))}, c)
+    _call("conv_cl_input_grad", grad_output, weight_t, grad_padded, m, hp, wp, c, q, *kernel, ho, wo, *stride, *dilation)
+
+
+def _check_conv_cl(name, padded, expected, vector_channels):
+    """The shapes the kernel's loops assume (it reads and writes them without bounds):
+    ``expected`` maps a name to (array, shape); ``vector_channels`` must fill whole vectors."""
+    if padded.ndim != 4:
+        raise ValueError(f"compiled.{name}: expected a padded (m, Hp, Wp, C) input, got shape {padded.shape}")
+    for what, (array, shape) in expected.items():
+        if array.shape != shape:
+            raise ValueError(f"compiled.{name}: {what} of shape {array.shape}, expected {shape} (padded input {padded.shape})")
+    if vector_channels % LANES.get(padded.dtype, 1):
+        raise ValueError(f"compiled.{name}: {vector_channels} channels, expected a multiple of {LANES[padded.dtype]}")
 
 
 def _direct_conv_input_grad(grad_output, weight, grad_input, top, left, hp, wp):
@@ -249,6 +273,7 @@ _KERNELS = {
     "direct_conv_input_grad": _direct_conv_input_grad,
     "conv_cl_forward": _conv_cl_forward,
     "conv_cl_weight_grad": _conv_cl_weight_grad,
+    "conv_cl_input_grad": _conv_cl_input_grad,
     "max_pool_2x2_channels_last": _max_pool_2x2_channels_last,
     "max_pool_2x2_channels_last_grad": _max_pool_2x2_channels_last_grad,
     "relu": _relu,

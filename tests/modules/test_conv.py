@@ -201,20 +201,21 @@ def test_direct_path_skips_the_input_gradient_of_a_data_input():
         (3, dict(out_channels=32, kernel_size=3, padding=1, bias=False), (8, 8),
          {"conv_cl_forward", "conv_cl_weight_grad", "direct_conv_input_grad"}),
         (6, dict(out_channels=16, kernel_size=5), (14, 14), {"conv_cl_forward", "conv_cl_weight_grad", "direct_conv_input_grad"}),
-        # stride 2: dE/dx by col2im
-        (16, dict(out_channels=32, kernel_size=3, stride=2, padding=1), (9, 9), {"conv_cl_forward", "conv_cl_weight_grad"}),
+        # stride 2: dE/dx by the kernels' scatter, tap by tap
+        (16, dict(out_channels=32, kernel_size=3, stride=2, padding=1), (9, 9),
+         {"conv_cl_forward", "conv_cl_weight_grad", "conv_cl_input_grad"}),
         # 7 and 10 output channels: zero columns up to the vector width, dropped after
         (5, dict(out_channels=7, kernel_size=3, padding=2, dilation=2), (9, 7), {"conv_cl_forward", "conv_cl_weight_grad"}),
         (20, dict(out_channels=10, kernel_size=(2, 3), stride=(1, 2), padding=(0, 1), dilation=(2, 1)), (11, 9),
-         {"conv_cl_forward", "conv_cl_weight_grad"}),
+         {"conv_cl_forward", "conv_cl_weight_grad", "conv_cl_input_grad"}),
     ],
 )
 def test_blocked_kernels_match_the_gemm_path(c_in, args, size, kernels, dtype, tol, monkeypatch):
     """With the compiled kernels, the pixel-major path computes its sums by the register-blocked
     kernels (conv_cl_forward: output, and dE/dx of stride 1 as the forward of the flipped
-    kernel; conv_cl_weight_grad: dE/dW) instead of im2col and GEMMs; both give the same
-    output and gradients, accumulated over two backward calls, for any channel counts,
-    stride, dilation and padding."""
+    kernel; conv_cl_weight_grad: dE/dW; conv_cl_input_grad: dE/dx of other strides) instead
+    of im2col and GEMMs; both give the same output and gradients, accumulated over two
+    backward calls, for any channel counts, stride, dilation and padding."""
     _compiled()
     rng = np.random.default_rng(11)
     x = rng.standard_normal((5, c_in) + size).astype(dtype)
