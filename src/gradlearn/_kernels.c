@@ -178,22 +178,41 @@ INLINE void conv_cl_row_##S(const T *xr, const T *w, const T *bias, T *yr, i64 c
     }                                                                                           \
 }                                                                                               \
                                                                                                 \
-/* y (N, ho, wo, q) = correlation of the padded x (N, hp, wp, c) with w (kh, kw, c, q), plus \
- * bias (q,) unless NULL; stride (sh, sw), dilation (dil_h, dil_w); q % LANES == 0. */       \
-void conv_cl_forward_##S(const T *x, const T *w, const T *bias, T *y, i64 n_all, i64 hp, i64 wp, \
-                         i64 c, i64 q, i64 kh, i64 kw, i64 ho, i64 wo, i64 sh, i64 sw,          \
-                         i64 dil_h, i64 dil_w) {                                                \
+/* Sample n of x (N, h, wd, c), zero-padded to (hp, wp) with the image at (top, left): x's   \
+ * own sample when there is no padding, else a copy in `pad` (hp*wp*c values, whose border    \
+ * stays zero: calloc'd, and only the image is rewritten). One sample at a time, so the       \
+ * copy is in cache when the tiles read it. */                                                  \
+static const T *conv_cl_sample_##S(const T *x, i64 n, i64 h, i64 wd, i64 c, T *pad, i64 top,     \
+                                   i64 left, i64 hp, i64 wp) {                                  \
+    if (!pad) return x + n * h * wd * c;                                                        \
+    for (i64 r = 0; r < h; r++)                                                                 \
+        memcpy(pad + ((r + top) * wp + left) * c, x + (n * h + r) * wd * c, (size_t)(wd * c) * sizeof(T)); \
+    return pad;                                                                                 \
+}                                                                                               \
+                                                                                                \
+/* y (N, ho, wo, q) = correlation of x (N, h, wd, c) zero-padded to (hp, wp) (image at (top,  \
+ * left)) with w (kh, kw, c, q), plus bias (q,) unless NULL; stride (sh, sw), dilation         \
+ * (dil_h, dil_w); q % LANES == 0. Returns -1 when the padded copy cannot be allocated. */    \
+int conv_cl_forward_##S(const T *x, const T *w, const T *bias, T *y, i64 n_all, i64 h, i64 wd,  \
+                        i64 c, i64 q, i64 kh, i64 kw, i64 ho, i64 wo, i64 sh, i64 sw,           \
+                        i64 dil_h, i64 dil_w, i64 top, i64 left, i64 hp, i64 wp) {              \
     i64 cr = dil_w == 1 ? kw * c : c, kwr = dil_w == 1 ? 1 : kw;                                \
     i64 step = sw * c, row = dil_h * wp * c, col = dil_w * c;                                   \
-    for (i64 n = 0; n < n_all; n++)                                                             \
+    T *pad = NULL;                                                                              \
+    if ((hp != h || wp != wd) && !(pad = calloc((size_t)(hp * wp * c), sizeof(T)))) return -1;  \
+    for (i64 n = 0; n < n_all; n++) {                                                           \
+        const T *xs = conv_cl_sample_##S(x, n, h, wd, c, pad, top, left, hp, wp);               \
         for (i64 a = 0; a < ho; a++) {                                                          \
-            const T *xr = x + (n * hp + a * sh) * wp * c;                                       \
+            const T *xr = xs + a * sh * wp * c;                                                 \
             T *yr = y + (n * ho + a) * wo * q;                                                  \
             if (q % (2 * LANES) == 0)                                                           \
                 conv_cl_row_##S(xr, w, bias, yr, cr, q, kh, kwr, step, row, col, wo, q, 2, 0);  \
             else                                                                                \
                 conv_cl_row_##S(xr, w, bias, yr, cr, q, kh, kwr, step, row, col, wo, q, 1, 0);  \
         }                                                                                       \
+    }                                                                                           \
+    free(pad);                                                                                  \
+    return 0;                                                                                   \
 }                                                                                               \
                                                                                                 \
 /* dxpad (N, hp, wp, c) += dE/dxpad of the forward above (any stride and dilation), from dy  \
@@ -262,18 +281,22 @@ INLINE void conv_cl_grad_rows_##S(const T *xt, const T *da, T *dt, i64 cr, i64 q
     }                                                                                           \
 }                                                                                               \
                                                                                                 \
-/* dw (kh, kw, c, q) += dE/dW of the forward above, from x (N, hp, wp, c) padded and dy      \
- * (N, ho, wo, q); q % LANES == 0. Bands of about 32 output pixels, whose x and dE/dy rows   \
- * stay in L1 while every tap reads them. */                                                    \
-void conv_cl_weight_grad_##S(const T *x, const T *dy, T *dw, i64 n_all, i64 hp, i64 wp, i64 c,   \
-                             i64 q, i64 kh, i64 kw, i64 ho, i64 wo, i64 sh, i64 sw, i64 dil_h,  \
-                             i64 dil_w) {                                                       \
+/* dw (kh, kw, c, q) += dE/dW of the forward above, from x (N, h, wd, c) (padded as there)  \
+ * and dy (N, ho, wo, q); q % LANES == 0. Bands of about 32 output pixels, whose x and dE/dy \
+ * rows stay in L1 while every tap reads them. Returns -1 when the padded copy cannot be      \
+ * allocated. */                                                                                \
+int conv_cl_weight_grad_##S(const T *x, const T *dy, T *dw, i64 n_all, i64 h, i64 wd, i64 c,     \
+                            i64 q, i64 kh, i64 kw, i64 ho, i64 wo, i64 sh, i64 sw, i64 dil_h,   \
+                            i64 dil_w, i64 top, i64 left, i64 hp, i64 wp) {                     \
     i64 cr = dil_w == 1 ? kw * c : c, kwr = dil_w == 1 ? 1 : kw;                                \
     i64 step = sw * c, row = sh * wp * c, band = wo >= 32 ? 1 : 32 / wo;                        \
-    for (i64 n = 0; n < n_all; n++)                                                             \
+    T *pad = NULL;                                                                              \
+    if ((hp != h || wp != wd) && !(pad = calloc((size_t)(hp * wp * c), sizeof(T)))) return -1;  \
+    for (i64 n = 0; n < n_all; n++) {                                                           \
+        const T *xs = conv_cl_sample_##S(x, n, h, wd, c, pad, top, left, hp, wp);               \
         for (i64 a = 0; a < ho; a += band) {                                                    \
             i64 rows = ho - a < band ? ho - a : band;                                           \
-            const T *xa = x + (n * hp + a * sh) * wp * c;                                       \
+            const T *xa = xs + a * sh * wp * c;                                                 \
             const T *da = dy + (n * ho + a) * wo * q;                                           \
             for (i64 i = 0; i < kh; i++)                                                        \
                 for (i64 j = 0; j < kwr; j++) {                                                 \
@@ -285,6 +308,9 @@ void conv_cl_weight_grad_##S(const T *x, const T *dy, T *dw, i64 n_all, i64 hp, 
                         conv_cl_grad_rows_##S(xt, da, dt, cr, q, rows, wo, step, row, 1);       \
                 }                                                                               \
         }                                                                                       \
+    }                                                                                           \
+    free(pad);                                                                                  \
+    return 0;                                                                                   \
 }
 
 DEFINE_CONV_CL(float, f32, 16)

@@ -294,27 +294,16 @@ def _pm_conv(x, pads, wmat, out, kernel, stride, dilation, bias=None, name="pm_p
     (m*P, Q). When ``out`` is channels-last that product is written straight into it;
     else it is transposed into out (NCHW)."""
     xp = array_module(out)
+    if _blocked(xp, x.dtype, wmat.dtype, out.dtype):
+        return _blocked_conv(x, pads, wmat, out, kernel, stride, dilation, bias, name)
     n, q, ho, wo = out.shape
     pixels = ho * wo
     nb = _pm_chunk(n, pixels, wmat.shape[0], xp)
-    blocked = _blocked(xp, x.dtype, wmat.dtype, out.dtype)
-    if blocked and q % compiled.LANES[out.dtype]:  # zero columns up to the vector width, dropped after
-        wide = np.zeros((wmat.shape[0], _lanes_padded(q, out.dtype)), out.dtype)
-        wide[:, :q] = wmat
-        wmat = wide
-        if bias is not None:
-            bias = np.concatenate([bias, np.zeros(wide.shape[1] - q, out.dtype)])
-    direct = channels_last(out) and wmat.shape[1] == q
-    prod = None if direct else _SHARED.get("pm_prod", (nb * pixels, wmat.shape[1]), out.dtype, xp)
+    direct = channels_last(out)
+    prod = None if direct else _SHARED.get("pm_prod", (nb * pixels, q), out.dtype, xp)
     for n0 in range(0, n, nb):
         m = min(nb, n - n0)
         padded = _pm_pad(name, x, n0, m, nb, pads)
-        if blocked:  # the compiled kernel reads the padded copy itself, adding the bias
-            part = out[n0 : n0 + m].transpose(0, 2, 3, 1).reshape(m * pixels, q) if direct else prod[: m * pixels]
-            compiled.kernel("conv_cl_forward")(padded, wmat, bias, part, kernel, stride, dilation)
-            if not direct:
-                xp.copyto(out[n0 : n0 + m].transpose(0, 2, 3, 1), part[:, :q].reshape(m, ho, wo, q))
-            continue
         cols = _pm_columns(padded, kernel, (ho, wo), stride, dilation)
         if direct:
             part = out[n0 : n0 + m].transpose(0, 2, 3, 1).reshape(m * pixels, q)  # a view
@@ -333,40 +322,82 @@ def _pm_conv(x, pads, wmat, out, kernel, stride, dilation, bias=None, name="pm_p
     return out
 
 
+def _nhwc(x, name):
+    """x (N, C, H, W) as a C-contiguous channels-last (N, H, W, C) array: a view when x is
+    channels-last, else a copy in shared scratch."""
+    view = x.transpose(0, 2, 3, 1)
+    if view.flags.c_contiguous:
+        return view
+    copy = _SHARED.get(name, view.shape, x.dtype, np)
+    np.copyto(copy, view)
+    return copy
+
+
+def _blocked_conv(x, pads, wmat, out, kernel, stride, dilation, bias, name):
+    """``_pm_conv`` by the compiled kernel (``_blocked``): one call over the slice, which
+    pads each sample itself (in cache, no padded copy of the batch); Q not a multiple of the
+    vector width gets zero columns, dropped after."""
+    n, q, ho, wo = out.shape
+    width = _lanes_padded(q, out.dtype)
+    if width != q:
+        wide = np.zeros((wmat.shape[0], width), out.dtype)
+        wide[:, :q] = wmat
+        wmat = wide
+        if bias is not None:
+            bias = np.concatenate([bias, np.zeros(width - q, out.dtype)])
+    direct = channels_last(out) and width == q
+    part = out.transpose(0, 2, 3, 1).reshape(n * ho * wo, q) if direct else _SHARED.get("pm_prod", (n * ho * wo, width), out.dtype, np)
+    compiled.kernel("conv_cl_forward")(_nhwc(x, name), pads, wmat, bias, part, kernel, stride, dilation)
+    if not direct:
+        np.copyto(out.transpose(0, 2, 3, 1), part[:, :q].reshape(n, ho, wo, q))
+    return out
+
+
+def _blocked_weight_grad(x, pads, grad_output, kernel, stride, dilation):
+    """``_pm_weight_grad`` by the compiled kernel (``_blocked``), one call over the slice;
+    O not a multiple of the vector width gets zero columns in a copy of dE/dy."""
+    n, o, ho, wo = grad_output.shape
+    dtype = grad_output.dtype
+    width = _lanes_padded(o, dtype)
+    acc = _SHARED.get("pm_dw", (kernel[0] * kernel[1] * x.shape[1], width), dtype, np)
+    acc.fill(0)
+    if channels_last(grad_output) and width == o:
+        dy = grad_output.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)  # a view
+    else:
+        dy = _SHARED.get("pm_dy", (n * ho * wo, width), dtype, np, fill=0.0)  # columns past o stay zero
+        np.copyto(dy[:, :o].reshape(n, ho, wo, o), grad_output.transpose(0, 2, 3, 1))
+    compiled.kernel("conv_cl_weight_grad")(_nhwc(x, "pm_nhwc"), pads, dy, acc, kernel, stride, dilation)
+    return acc[:, :o]
+
+
 def _pm_weight_grad(x, pads, grad_output, kernel, stride, dilation):
     """(dE/dW) as (kh*kw*C, O) = sum over chunks of columns^T (kh*kw*C, m*P) @ dE/dy
     pixel-major (m*P, O) (read in place when dE/dy is channels-last); a shared scratch array."""
     xp = array_module(grad_output)
+    if _blocked(xp, x.dtype, grad_output.dtype):
+        return _blocked_weight_grad(x, pads, grad_output, kernel, stride, dilation)
     n, o, ho, wo = grad_output.shape
     pixels = ho * wo
     k = kernel[0] * kernel[1] * x.shape[1]
     nb = _pm_chunk(n, pixels, k, xp)
-    blocked = _blocked(xp, x.dtype, grad_output.dtype)
-    width = _lanes_padded(o, grad_output.dtype) if blocked else o  # the kernel's channels: zeros past o
-    direct = channels_last(grad_output) and width == o
-    dyt = None if direct else _SHARED.get("pm_dy", (nb * pixels, width), grad_output.dtype, xp, fill=0.0 if width > o else None)
-    acc = _SHARED.get("pm_dw", (k, width), grad_output.dtype, xp)
+    direct = channels_last(grad_output)
+    dyt = None if direct else _SHARED.get("pm_dy", (nb * pixels, o), grad_output.dtype, xp)
+    acc = _SHARED.get("pm_dw", (k, o), grad_output.dtype, xp)
     part = _SHARED.get("pm_dw_part", (k, o), grad_output.dtype, xp)
-    if blocked:
-        acc.fill(0)
     for n0 in range(0, n, nb):
         m = min(nb, n - n0)
-        padded = _pm_pad("pm_padded", x, n0, m, nb, pads)
+        cols = _pm_columns(_pm_pad("pm_padded", x, n0, m, nb, pads), kernel, (ho, wo), stride, dilation)
         if direct:
             dy = grad_output[n0 : n0 + m].transpose(0, 2, 3, 1).reshape(m * pixels, o)  # a view
         else:
             dy = dyt[: m * pixels]
-            xp.copyto(dy[:, :o].reshape(m, ho, wo, o), grad_output[n0 : n0 + m].transpose(0, 2, 3, 1))
-        if blocked:  # accumulates into acc, reading the padded copy itself
-            compiled.kernel("conv_cl_weight_grad")(padded, dy, acc, kernel, stride, dilation)
-            continue
-        cols = _pm_columns(padded, kernel, (ho, wo), stride, dilation)
+            xp.copyto(dy.reshape(m, pixels, o), grad_output[n0 : n0 + m].reshape(m, o, pixels).transpose(0, 2, 1))
         if n0 == 0:
             xp.matmul(cols.T, dy, out=acc)
         else:
             xp.matmul(cols.T, dy, out=part)
             acc += part
-    return acc[:, :o]
+    return acc
 
 
 def _check_4d(module, x, method="forward"):
