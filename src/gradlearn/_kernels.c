@@ -72,39 +72,47 @@ void relu_grad_##S(const T *restrict dy, const T *restrict y, T *restrict dx, i6
     for (i64 i = 0; i < size; i++) dx[i] = y[i] > 0 ? dy[i] : 0;                                \
 }                                                                                               \
                                                                                                 \
-/* BatchNorm on (rows, C) arrays (channels-last), channels innermost; sums in double. */      \
-void bn_centre_##S(const T *restrict x, const T *restrict mean, T *restrict centred,           \
-                   double *restrict sum_squares, i64 rows, i64 c_all) {                         \
+/* BatchNorm on (rows, C) arrays (channels-last), channels innermost; sums in double. Each  \
+ * reads x - centre (the batch mean; zeros where the source is already centred): subtracting \
+ * before scaling keeps the digits that x * scale - mu * scale would cancel when the mean is  \
+ * large against the spread. */                                                                \
+                                                                                                \
+/* Per channel: the sum of x - shift and of its square (the shift, any one value of the       \
+ * channel, keeps E[(x-s)^2] - E[x-s]^2 from cancelling likewise). */                          \
+void bn_sums_##S(const T *restrict x, const T *restrict shift, double *restrict sum,            \
+                 double *restrict sum_squares, i64 rows, i64 c_all) {                           \
     for (i64 r = 0; r < rows; r++)                                                              \
         for (i64 c = 0; c < c_all; c++) {                                                       \
-            T d = x[r * c_all + c] - mean[c];                                                   \
-            centred[r * c_all + c] = d;                                                         \
-            sum_squares[c] += (double)(d * d);                                                  \
+            double d = (double)x[r * c_all + c] - (double)shift[c];                             \
+            sum[c] += d;                                                                        \
+            sum_squares[c] += d * d;                                                            \
         }                                                                                       \
 }                                                                                               \
                                                                                                 \
-void bn_scale_shift_##S(const T *restrict source, const T *restrict scale, const T *restrict shift, \
-                        T *restrict out, i64 rows, i64 c_all) {                                 \
+void bn_scale_shift_##S(const T *restrict source, const T *restrict centre, const T *restrict scale, \
+                        const T *restrict shift, T *restrict out, i64 rows, i64 c_all) {        \
     for (i64 r = 0; r < rows; r++)                                                              \
-        for (i64 c = 0; c < c_all; c++) out[r * c_all + c] = source[r * c_all + c] * scale[c] + shift[c]; \
+        for (i64 c = 0; c < c_all; c++)                                                         \
+            out[r * c_all + c] = (source[r * c_all + c] - centre[c]) * scale[c] + shift[c];     \
 }                                                                                               \
                                                                                                 \
-void bn_grad_sums_##S(const T *restrict dy, const T *restrict source, double *restrict sum_dy,  \
-                      double *restrict sum_dy_source, i64 rows, i64 c_all) {                    \
+void bn_grad_sums_##S(const T *restrict dy, const T *restrict source, const T *restrict centre, \
+                      double *restrict sum_dy, double *restrict sum_dy_centred, i64 rows, i64 c_all) { \
     for (i64 r = 0; r < rows; r++)                                                              \
         for (i64 c = 0; c < c_all; c++) {                                                       \
             T g = dy[r * c_all + c];                                                            \
             sum_dy[c] += (double)g;                                                             \
-            sum_dy_source[c] += (double)(g * source[r * c_all + c]);                            \
+            sum_dy_centred[c] += (double)(g * (source[r * c_all + c] - centre[c]));             \
         }                                                                                       \
 }                                                                                               \
                                                                                                 \
-void bn_input_grad_##S(const T *restrict dy, const T *restrict centred, const T *restrict scale, \
-                       const T *restrict k_const, const T *restrict k_centred, T *restrict dx,  \
-                       i64 rows, i64 c_all) {                                                   \
+void bn_input_grad_##S(const T *restrict dy, const T *restrict source, const T *restrict centre, \
+                       const T *restrict scale, const T *restrict k_const, const T *restrict k_centred, \
+                       T *restrict dx, i64 rows, i64 c_all) {                                   \
     for (i64 r = 0; r < rows; r++)                                                              \
         for (i64 c = 0; c < c_all; c++)                                                         \
-            dx[r * c_all + c] = dy[r * c_all + c] * scale[c] - k_const[c] - centred[r * c_all + c] * k_centred[c]; \
+            dx[r * c_all + c] = dy[r * c_all + c] * scale[c] - k_const[c]                       \
+                                - (source[r * c_all + c] - centre[c]) * k_centred[c];           \
 }
 
 DEFINE_KERNELS(float, f32)

@@ -63,9 +63,10 @@ def test_train_and_eval_differ_and_switch_back():
 
 @pytest.mark.parametrize("affine", [True, False])
 def test_channels_last_training_compiled_passes_match_numpy(affine, monkeypatch):
-    """With the compiled kernels, a channels-last BatchNorm2d in training centres, normalises, sums and
-    forms dE/dx in one compiled pass each (gradlearn.compiled); output, dE/dx, parameter
-    gradients and running statistics are those of the NumPy path (float32, float64 sums)."""
+    """With the compiled kernels, a channels-last BatchNorm2d in training sums, normalises, sums
+    again and forms dE/dx in one compiled pass each (gradlearn.compiled), keeping x and the
+    mean for the backward; output, dE/dx, parameter gradients and running statistics are
+    those of the NumPy path (float32, float64 sums), which keeps x - mean."""
     if not compiled.available():
         pytest.skip("the compiled kernels are not built (no C compiler at install), or GRADLEARN_COMPILED=0")
     rng = np.random.default_rng(3)
@@ -82,9 +83,38 @@ def test_channels_last_training_compiled_passes_match_numpy(affine, monkeypatch)
             bn.bias.data[:] = np.linspace(-1.0, 1.0, 5)
         y = bn(x)
         results.append((y, bn.backward(g), *(p.grad for p in bn.parameters()), bn.running_mean, bn.running_var))
-    assert set(used) == {"bn_centre", "bn_scale_shift", "bn_grad_sums", "bn_input_grad"}
+    assert set(used) == {"bn_sums", "bn_scale_shift", "bn_grad_sums", "bn_input_grad"}
     for a, b in zip(*results):
         assert_close(a, b, 2e-5, "compiled against NumPy")
+
+
+def test_channels_last_compiled_keeps_the_digits_of_a_large_mean(monkeypatch):
+    """x around 1000 with a spread of 0.05, in float32: x * scale would be ~4e4 and its
+    difference with mu * scale lose the result's digits. The compiled passes subtract the mean
+    first (and sum the variance around the batch's first value), so against float64 they
+    are at least as close as the NumPy path, which keeps x - mu."""
+    if not compiled.available():
+        pytest.skip("the compiled kernels are not built (no C compiler at install), or GRADLEARN_COMPILED=0")
+    rng = np.random.default_rng(3)
+    to_channels_last = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # noqa: E731
+    x = to_channels_last(rng.normal(1000.0, 0.05, (6, 5, 7, 4)).astype(np.float32))
+    g = to_channels_last(rng.standard_normal((6, 5, 7, 4)).astype(np.float32))
+
+    def run(dtype):
+        bn = gl.BatchNorm2d(5, dtype=dtype)
+        bn.weight.data[:] = np.linspace(0.5, 2.0, 5)
+        bn.bias.data[:] = np.linspace(-1.0, 1.0, 5)
+        y = bn(x.astype(dtype))
+        return y, bn.backward(g.astype(dtype)), bn.weight.grad, bn.running_var
+
+    reference = run(np.float64)
+    errors = {}
+    for available in (True, False):
+        monkeypatch.setattr(compiled, "available", lambda: available)
+        errors[available] = [np.abs(a - r).max() / np.abs(r).max() for a, r in zip(run(np.float32), reference)]
+    for what, with_kernels, numpy_path in zip(("output", "grad input", "grad gamma", "running variance"), errors[True], errors[False]):
+        assert with_kernels <= 1.5 * numpy_path + 1e-6, (what, with_kernels, numpy_path)
+    assert errors[True][3] < 1e-5  # the variance itself is exact to float32's digits
 
 
 def test_momentum_none_is_the_cumulative_average():

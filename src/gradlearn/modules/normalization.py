@@ -319,22 +319,19 @@ class _BatchNorm(Module):
             kept = (x, self.running_mean.copy())  # for dE/dgamma
             self._cache = ("running, channels-last", kept, inv_std.astype(x.dtype, copy=False), count, x.shape)
             return y
+        if compiled.available():
+            return self._forward_channels_last_compiled(x, rows, y, y_rows, count)
         centred = self._scratch.get("centred", (n, h, w, c), x.dtype, np).transpose(0, 3, 1, 2)
         centred_rows = centred.transpose(0, 2, 3, 1).reshape(n, L * c)
         ones = self._ones(n * L, x.dtype)  # a slice of m samples sums with ones[:m*L]
-        fused = compiled.available()  # one compiled pass per step below (gradlearn.compiled)
 
         def sum_slice(start, stop):
             return ones[: (stop - start) * L] @ as2d(rows[start:stop])
 
         mean = self._sum_in_order(parallel.over_batch(n, x.size, sum_slice, np)) * (1.0 / count)
-        mean_t = None if fused else tiled(mean)  # the NumPy path's per-element constants
+        mean_t = tiled(mean)
 
         def centre_slice(start, stop):  # x - mu, and the sum of its square (in y, overwritten below)
-            if fused:
-                sum_squares = np.zeros(c)
-                compiled.kernel("bn_centre")(as2d(rows[start:stop]), mean, as2d(centred_rows[start:stop]), sum_squares)
-                return sum_squares.astype(x.dtype)
             np.subtract(rows[start:stop], mean_t, out=centred_rows[start:stop])
             np.multiply(centred_rows[start:stop], centred_rows[start:stop], out=y_rows[start:stop])
             return ones[: (stop - start) * L] @ as2d(y_rows[start:stop])
@@ -342,14 +339,9 @@ class _BatchNorm(Module):
         var = self._sum_in_order(parallel.over_batch(n, 2 * x.size, centre_slice, np)) * (1.0 / count)
         inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype, copy=False)
         scale = inv_std * self.weight.data if self.affine else inv_std
-        shift = self.bias.data if self.affine else np.zeros(c, x.dtype)
-        if not fused:
-            scale_t, bias_t = tiled(scale), (tiled(self.bias.data) if self.affine else None)
+        scale_t, bias_t = tiled(scale), (tiled(self.bias.data) if self.affine else None)
 
         def normalise_slice(start, stop):
-            if fused:
-                compiled.kernel("bn_scale_shift")(as2d(centred_rows[start:stop]), scale, shift, as2d(y_rows[start:stop]))
-                return
             np.multiply(centred_rows[start:stop], scale_t, out=y_rows[start:stop])
             if bias_t is not None:
                 y_rows[start:stop] += bias_t
@@ -360,8 +352,44 @@ class _BatchNorm(Module):
         self._cache = ("batch, channels-last", centred, inv_std, count, x.shape)
         return y
 
+    def _forward_channels_last_compiled(self, x, rows, y, y_rows, count):
+        """Training mode with the compiled kernels: two passes over x. The first sums x - s
+        and its square per channel in double (s: the batch's first pixel, so the variance
+        E[(x-s)^2] - E[x-s]^2 does not lose digits when the mean is large against the
+        spread), the second writes y = (x - mu) * scale + beta. The backward reads x and mu
+        (the NumPy path keeps x - mu: one more pass, and an array per layer).
+        ResNet-20's 64x16x32x32 (2-core CPU, alternating runs): forward 2.3-2.7 -> 1.3-1.6 ms."""
+        n, c, h, w = x.shape
+        as2d = self._row_helpers(h * w, c, x.dtype)[1]
+        shift = np.ascontiguousarray(x[0, :, 0, 0])
+        sums = compiled.kernel("bn_sums")
+
+        def sums_slice(start, stop):
+            s = np.zeros((2, c))
+            sums(as2d(rows[start:stop]), shift, s[0], s[1])
+            return s[0], s[1]
+
+        s1, s2 = self._sum_in_order(parallel.over_batch(n, x.size, sums_slice, np))
+        mean_shifted = s1 / count
+        var = np.maximum(s2 / count - mean_shifted * mean_shifted, 0.0)
+        mean = (shift + mean_shifted).astype(x.dtype)
+        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
+        scale = (inv_std * self.weight.data if self.affine else inv_std).astype(x.dtype, copy=False)
+        beta = self.bias.data if self.affine else np.zeros(c, x.dtype)
+        scale_shift = compiled.kernel("bn_scale_shift")
+
+        def normalise_slice(start, stop):
+            scale_shift(as2d(rows[start:stop]), mean, scale, beta, as2d(y_rows[start:stop]))
+
+        parallel.over_batch(n, 2 * x.size, normalise_slice, np)
+        if self.training and self.track_running_stats:
+            self._update_running(mean, var.astype(x.dtype), count)
+        self._cache = ("batch of x, channels-last", (x, mean), inv_std, count, x.shape)
+        return y
+
     def _backward_channels_last(self, grad_output, mode, kept, inv_std, count):
-        """``kept``: x - mu (training), or (x, mu) in evaluation mode."""
+        """``kept``: x - mu (training, NumPy path), or (x, mu) (training with the compiled
+        kernels, and evaluation mode)."""
         n, c, h, w = grad_output.shape
         L = h * w
         dtype = grad_output.dtype
@@ -377,22 +405,23 @@ class _BatchNorm(Module):
         batch = mode.startswith("batch")
         need_sums = batch or (self.affine and (self.weight.requires_grad or self.bias.requires_grad))
         fused = compiled.available()  # one compiled pass for the sums, one for dE/dx (gradlearn.compiled)
-        if need_sums:
-            source, mean = (kept, None) if batch else kept  # sum dy * xhat = inv * sum dy * (x - mu)
-            source_rows = source.transpose(0, 2, 3, 1).reshape(n, L * c)
+        source, mean = (kept, None) if mode.startswith("batch,") else kept  # x - mu, or x and mu
+        source_rows = source.transpose(0, 2, 3, 1).reshape(n, L * c)
+        centre = np.zeros(c, dtype) if mean is None else np.asarray(mean, dtype)  # the kernels read source - centre
+        if need_sums:  # sum dy * xhat = inv * sum dy * (x - mu)
             ones = self._ones(n * L, dtype)
 
             def sums_slice(start, stop):  # sum dy and sum dy * source (the product in grad_input, overwritten below)
                 if fused:
                     sums = np.zeros((2, c))
-                    compiled.kernel("bn_grad_sums")(as2d(dy_rows[start:stop]), as2d(source_rows[start:stop]), sums[0], sums[1])
+                    compiled.kernel("bn_grad_sums")(as2d(dy_rows[start:stop]), as2d(source_rows[start:stop]), centre, sums[0], sums[1])
                     return sums[0].astype(dtype), sums[1].astype(dtype)
                 np.multiply(dy_rows[start:stop], source_rows[start:stop], out=gi_rows[start:stop])
                 front = ones[: (stop - start) * L]
                 return front @ as2d(dy_rows[start:stop]), front @ as2d(gi_rows[start:stop])
 
             sum_dy, sum_dy_source = self._sum_in_order(parallel.over_batch(n, 2 * grad_output.size, sums_slice, np))
-            if mean is not None:
+            if mean is not None and not fused:
                 sum_dy_source = sum_dy_source - mean * sum_dy
             sum_dy_xhat = sum_dy_source * inv_std
         scale_t = None if batch and fused else tiled(scale)
@@ -403,11 +432,11 @@ class _BatchNorm(Module):
 
             def grad_slice(start, stop):
                 rows = slice(start, stop)
-                input_grad(as2d(dy_rows[rows]), as2d(source_rows[rows]), scale_c, k_const, k_centred, as2d(gi_rows[rows]))
+                input_grad(as2d(dy_rows[rows]), as2d(source_rows[rows]), centre, scale_c, k_const, k_centred, as2d(gi_rows[rows]))
         elif batch:
             k_centred = tiled(scale * inv_std * sum_dy_xhat * (1.0 / count))
             k_const = tiled(scale * sum_dy * (1.0 / count))
-            centred_rows = source_rows
+            centred_rows = source_rows if mean is None else source_rows - tiled(mean)  # x and mu kept by a compiled forward
 
             def grad_slice(start, stop):  # scale * (dy - mean(dy)) - (x - mu) * scale * inv * mean(dy * xhat)
                 gi = gi_rows[start:stop]
