@@ -50,10 +50,11 @@ void max_pool_2x2_channels_last_grad_##S(const T *dy, const uint8_t *first, T *d
     for (i64 n = 0; n < n_all; n++)                                                             \
         for (i64 a = 0; a < ho; a++)                                                            \
             for (i64 b = 0; b < wo; b++) {                                                      \
-                T *d0 = dx + ((n * h + 2 * a) * wd + 2 * b) * c_all, *d1 = d0 + c_all;          \
-                T *d2 = d0 + wd * c_all, *d3 = d2 + c_all;                                      \
-                const T *g = dy + ((n * ho + a) * wo + b) * c_all;                              \
-                const uint8_t *k = first + ((n * ho + a) * wo + b) * c_all;                     \
+                T *restrict d0 = dx + ((n * h + 2 * a) * wd + 2 * b) * c_all;                   \
+                T *restrict d1 = d0 + c_all, *restrict d2 = d0 + wd * c_all, *restrict d3 = d2 + c_all; \
+                const T *restrict g = dy + ((n * ho + a) * wo + b) * c_all;                     \
+                const uint8_t *restrict k = first + ((n * ho + a) * wo + b) * c_all;            \
+                _Pragma("omp simd") /* GCC found the four stores "complicated": 7.6 -> 0.7 ms */ \
                 for (i64 c = 0; c < c_all; c++) {                                               \
                     d0[c] = k[c] == 0 ? g[c] : 0;                                               \
                     d1[c] = k[c] == 1 ? g[c] : 0;                                               \
