@@ -751,8 +751,13 @@ class Conv2d(Module):
         if need_bias:
             if xp is not np:
                 db = channel_sum(grad_output)
+            elif dy is not None:
+                db = dy.reshape(o, n * ho * wo).sum(axis=1)
+            elif channels_last(grad_output):  # ones @ (N*P, O): NumPy's sum over the strided axes (0, 2, 3) took 2-3.4 ms for 64x32x32x32, this 0.4-0.5
+                ones = _SHARED.get("ones", (n * ho * wo,), grad_output.dtype, xp, fill=1.0)
+                db = ones @ grad_output.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)
             else:
-                db = grad_output.sum(axis=(0, 2, 3)) if dy is None else dy.reshape(o, n * ho * wo).sum(axis=1)
+                db = grad_output.sum(axis=(0, 2, 3))
         if grad_input is None:
             return dw, db
         if pm_input_grad:
