@@ -250,8 +250,8 @@ void conv_cl_input_grad_##S(const T *dy, const T *wt, T *dxpad, i64 n_all, i64 h
 INLINE void conv_cl_grad_tile_##S(const T *restrict x0, const T *restrict dy, T *restrict dw, \
                                   i64 q, i64 rows, i64 wo, i64 step, i64 row, const int cb,     \
                                   const int nv) {                                               \
-    V_##S acc[8][2];                                                                            \
-    _Pragma("GCC unroll 8") for (int k = 0; k < cb; k++)                                        \
+    V_##S acc[12][2];                                                                           \
+    _Pragma("GCC unroll 12") for (int k = 0; k < cb; k++)                                       \
         _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++) acc[k][v] = *(VU_##S *)(dw + k * q + v * LANES); \
     for (i64 a = 0; a < rows; a++) {                                                            \
         const T *xs = x0 + a * row;                                                             \
@@ -259,27 +259,31 @@ INLINE void conv_cl_grad_tile_##S(const T *restrict x0, const T *restrict dy, T 
         for (i64 b = 0; b < wo; b++) {                                                          \
             V_##S dv[2];                                                                        \
             _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++) dv[v] = *(const VU_##S *)(ds + b * q + v * LANES); \
-            _Pragma("GCC unroll 8") for (int k = 0; k < cb; k++) {                              \
+            _Pragma("GCC unroll 12") for (int k = 0; k < cb; k++) {                             \
                 T xv = xs[b * step + k];                                                        \
                 _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++) acc[k][v] += xv * dv[v];   \
             }                                                                                   \
         }                                                                                       \
     }                                                                                           \
-    _Pragma("GCC unroll 8") for (int k = 0; k < cb; k++)                                        \
+    _Pragma("GCC unroll 12") for (int k = 0; k < cb; k++)                                       \
         _Pragma("GCC unroll 2") for (int v = 0; v < nv; v++) *(VU_##S *)(dw + k * q + v * LANES) = acc[k][v]; \
 }                                                                                               \
                                                                                                 \
-/* One tap row's cr (tap, channel) rows x all q output channels, in tiles of 8 rows (then    \
- * 4, 2, 1) x nv vectors. */                                                                    \
+/* One tap row's cr (tap, channel) rows x all q output channels, in tiles of 12 rows (the    \
+ * rest as 6, 3, 2, 1: 3 input channels x 3 taps are 6 + 3, not 8 + 1) x nv vectors. */         \
 INLINE void conv_cl_grad_rows_##S(const T *xt, const T *da, T *dt, i64 cr, i64 q, i64 rows,    \
                                   i64 wo, i64 step, i64 row, const int nv) {                    \
     for (i64 o = 0; o < q; o += LANES * nv) {                                                   \
         i64 k = 0;                                                                              \
-        for (; k + 8 <= cr; k += 8)                                                             \
-            conv_cl_grad_tile_##S(xt + k, da + o, dt + k * q + o, q, rows, wo, step, row, 8, nv); \
-        if (k + 4 <= cr) {                                                                      \
-            conv_cl_grad_tile_##S(xt + k, da + o, dt + k * q + o, q, rows, wo, step, row, 4, nv); \
-            k += 4;                                                                             \
+        for (; k + 12 <= cr; k += 12)                                                           \
+            conv_cl_grad_tile_##S(xt + k, da + o, dt + k * q + o, q, rows, wo, step, row, 12, nv); \
+        if (k + 6 <= cr) {                                                                      \
+            conv_cl_grad_tile_##S(xt + k, da + o, dt + k * q + o, q, rows, wo, step, row, 6, nv); \
+            k += 6;                                                                             \
+        }                                                                                       \
+        if (k + 3 <= cr) {                                                                      \
+            conv_cl_grad_tile_##S(xt + k, da + o, dt + k * q + o, q, rows, wo, step, row, 3, nv); \
+            k += 3;                                                                             \
         }                                                                                       \
         if (k + 2 <= cr) {                                                                      \
             conv_cl_grad_tile_##S(xt + k, da + o, dt + k * q + o, q, rows, wo, step, row, 2, nv); \
