@@ -141,15 +141,13 @@ def test_work_between_the_two_thresholds_splits_only_while_the_workers_are_activ
 def test_slices_that_share_a_worker_thread_keep_their_own_gradients(workers, monkeypatch):
     """Should one thread run two slices in a row (a pool with fewer threads than slices),
     it reuses its scratch: a slice's weight gradient must not be a view of it."""
-    from concurrent.futures import ThreadPoolExecutor
 
-    one_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradlearn-batch")
-
-    class EverySliceOnOneThread:
+    class EverySliceOnOneThread(parallel._PinnedPool):
         def submit(self, worker, fn, *args):
-            return one_thread.submit(fn, *args)
+            return super().submit(0, fn, *args)
 
-    monkeypatch.setattr(parallel, "_get_pool", lambda workers: EverySliceOnOneThread())
+    one_thread = EverySliceOnOneThread(1)
+    monkeypatch.setattr(parallel, "_get_pool", lambda workers: one_thread)
     module = gl.Conv2d(16, 8, 3, padding=1).to(np.float64)
     x = np.random.default_rng(0).standard_normal((6, 16, 8, 8))
     parallel.set_num_workers(1)
