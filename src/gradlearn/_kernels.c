@@ -64,6 +64,18 @@ void max_pool_2x2_channels_last_grad_##S(const T *dy, const uint8_t *first, T *d
             }                                                                                   \
 }                                                                                               \
                                                                                                 \
+/* SGD with momentum and L2 decay, in place, one pass over the flat vectors (the same       \
+ * formulas as the GPU's kernel): d = g + decay * w; b = momentum * b + d; w -= lr * b. */     \
+void sgd_momentum_##S(T *restrict w, T *restrict b, const T *restrict g, double decay,        \
+                      double momentum, double lr, i64 size) {                                   \
+    T d_ = (T)decay, m_ = (T)momentum, l_ = (T)lr;                                              \
+    for (i64 i = 0; i < size; i++) {                                                            \
+        T d = g[i] + d_ * w[i];                                                                 \
+        b[i] = m_ * b[i] + d;                                                                   \
+        w[i] = w[i] - l_ * b[i];                                                                \
+    }                                                                                           \
+}                                                                                               \
+                                                                                                \
 /* y = max(x, 0), a NaN staying NaN; dx = dy where y > 0, else 0. */                          \
 void relu_##S(const T *restrict x, T *restrict y, i64 size) {                                  \
     for (i64 i = 0; i < size; i++) y[i] = !(x[i] <= 0) ? x[i] : 0;                              \

@@ -30,6 +30,9 @@ The kernels, each measured faster than its NumPy path (2-core CPU):
   channels innermost, always subtracting the mean before scaling; NumPy needs two or three
   passes for each. 64x16x32x32, 2 workers: forward 2.5 -> 1.6-2.1 ms, backward 3.1-4.2 ->
   1.7-2.1 ms; keeping x and mu instead of writing x - mu, forward 2.3-2.7 -> 1.3-1.6 ms.
+- SGD with momentum (the common case: no dampening, Nesterov or L1; one learning rate and
+  decay): w and b updated in one pass over the flat vectors where NumPy makes four. W1's
+  670k parameters: 1.75-1.96 -> 0.88-1.07 ms a step.
 - Conv2d with one input channel, and Conv2d's pixel-major path (register-blocked), below.
 
 Direct convolution ("wide rows"), for one input channel (a grayscale first layer, as
@@ -137,7 +140,7 @@ _ALLOCATING = {"direct_conv_forward", "direct_conv_backward", "conv_cl_forward",
 
 def _call(name, *args, doubles=()):
     """Call C function ``name_f32`` or ``name_f64`` (by the first array's dtype) with the
-    arrays as pointers (None: NULL) and the ints as int64. Every array must be C-contiguous
+    arrays as pointers (None: NULL), the ints as int64 and the floats as double. Every array must be C-contiguous
     and of that dtype, but uint8 index arrays and the float64 sums at positions ``doubles``."""
     dtype = next(a for a in args if isinstance(a, np.ndarray)).dtype  # the first array given
     c_args = []
@@ -151,6 +154,8 @@ def _call(name, *args, doubles=()):
             if not a.flags.c_contiguous:
                 raise ValueError(f"compiled.{name}: arrays must be C-contiguous, got strides {a.strides} (argument {position})")
             c_args.append(ctypes.c_void_p(a.ctypes.data))
+        elif isinstance(a, float):  # a scalar the kernel takes as a double
+            c_args.append(ctypes.c_double(a))
         else:
             c_args.append(ctypes.c_int64(int(a)))
     status = getattr(_library, f"{name}_{_SUFFIX[dtype]}")(*c_args)
@@ -254,6 +259,13 @@ def _max_pool_2x2_channels_last_grad(grad_output, first, grad_input):  # (N, H, 
     _call("max_pool_2x2_channels_last_grad", grad_output, first, grad_input, n, h, w, c, grad_output.shape[1], grad_output.shape[2])
 
 
+def _sgd_momentum(w, b, g, decay, momentum, lr):
+    """In place, one pass: b = momentum * b + (g + decay * w); w -= lr * b."""
+    if not (w.shape == b.shape == g.shape and w.ndim == 1):
+        raise ValueError(f"compiled.sgd_momentum: expected three flat vectors of one size, got {w.shape}, {b.shape}, {g.shape}")
+    _call("sgd_momentum", w, b, g, float(decay), float(momentum), float(lr), w.size)
+
+
 def _relu(x, y):
     _call("relu", x, y, x.size)
 
@@ -287,6 +299,7 @@ _KERNELS = {
     "conv_cl_input_grad": _conv_cl_input_grad,
     "max_pool_2x2_channels_last": _max_pool_2x2_channels_last,
     "max_pool_2x2_channels_last_grad": _max_pool_2x2_channels_last_grad,
+    "sgd_momentum": _sgd_momentum,
     "relu": _relu,
     "relu_grad": _relu_grad,
     "bn_sums": _bn_sums,

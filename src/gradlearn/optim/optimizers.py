@@ -53,6 +53,7 @@ from operator import attrgetter, itemgetter
 
 import numpy as np
 
+from .. import compiled, parallel
 from ..backend import array_module
 from ..gpu_kernels import kernel
 from ..parameter import FlatParameters, Parameter, pack_parameters
@@ -466,7 +467,7 @@ class SGD(Optimizer):
         """One SGD step on the flat vector (no loop over parameters)."""
         loss = self._evaluate(closure)
         self._sync()
-        if self._fused_gpu_step():
+        if self._fused_step():
             self._step += 1
             return loss
         g = self._gradient()
@@ -505,12 +506,16 @@ class SGD(Optimizer):
         self._step += 1
         return loss
 
-    def _fused_gpu_step(self) -> bool:
-        """On the GPU, the common case as one kernel over the flat vector (gpu_kernels
-        'sgd_momentum': the same formulas as below, without their six launches): momentum
-        with no dampening and no Nesterov, no L1, one learning rate and one L2 decay for
-        every element. False (nothing done) where it does not apply."""
-        if array_module(self.flat.data) is np or self._fresh_buffer:
+    def _fused_step(self) -> bool:
+        """The common case in one pass over the flat vector: momentum with no dampening and
+        no Nesterov, no L1, one learning rate and one L2 decay for every element. On the GPU
+        one kernel (gpu_kernels 'sgd_momentum': the same formulas as below, without their
+        six launches); on the CPU the compiled kernel (``gradlearn.compiled``) over slices of
+        the vector on the workers, reading w, b and g and writing w and b once where NumPy
+        makes four passes (W1's 670k parameters, alternating runs: 1.75-1.96 -> 0.88-1.07 ms).
+        False (nothing done) where it does not apply."""
+        on_cpu = array_module(self.flat.data) is np
+        if self._fresh_buffer or (on_cpu and not compiled.available()):
             return False
         groups = self.param_groups
         momentum, lr = self._option("momentum"), self._lr()
@@ -521,8 +526,16 @@ class SGD(Optimizer):
             return False  # the groups disagree, or some parameters are frozen
         if momentum == 0 or l1 != 0 or keep != 1.0 or nesterov != 0:
             return False
-        t = self.flat.data.dtype.type
-        kernel("sgd_momentum")(self.flat.grad, t(decay), t(momentum), t(lr), self.flat.data, self.state["momentum_buffer"])
+        w, g, b = self.flat.data, self.flat.grad, self.state["momentum_buffer"]
+        if on_cpu:
+            step = compiled.kernel("sgd_momentum")
+            # a follower: split only where the network's layers run on the workers (an MLP
+            # on BLAS's threads would otherwise move its products onto them, see Linear)
+            parallel.over_batch(w.size, 5 * w.size, lambda start, stop: step(w[start:stop], b[start:stop], g[start:stop], decay, momentum, lr),
+                                follower=True)
+            return True
+        t = w.dtype.type
+        kernel("sgd_momentum")(g, t(decay), t(momentum), t(lr), w, b)
         return True
 
 
