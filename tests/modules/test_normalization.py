@@ -88,6 +88,32 @@ def test_channels_last_training_compiled_passes_match_numpy(affine, monkeypatch)
         assert_close(a, b, 2e-5, "compiled against NumPy")
 
 
+def test_channels_last_evaluation_compiled_pass_matches_numpy(monkeypatch):
+    """In evaluation mode a channels-last BatchNorm2d writes (x - running mean) * scale + beta
+    in one compiled pass; output and gradients are the NumPy path's."""
+    if not compiled.available():
+        pytest.skip("the compiled kernels are not built (no C compiler at install), or GRADLEARN_COMPILED=0")
+    rng = np.random.default_rng(5)
+    to_channels_last = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # noqa: E731
+    x = to_channels_last(rng.normal(1.0, 2.0, (4, 3, 5, 6)).astype(np.float32))
+    g = to_channels_last(rng.standard_normal((4, 3, 5, 6)).astype(np.float32))
+    used, kernel, results = [], compiled.kernel, []
+    monkeypatch.setattr(compiled, "kernel", lambda name: used.append(name) or kernel(name))
+    for available in (True, False):
+        monkeypatch.setattr(compiled, "available", lambda: available)
+        bn = gl.BatchNorm2d(3)
+        bn.running_mean[:] = [0.5, -1.0, 2.0]
+        bn.running_var[:] = [0.25, 4.0, 1.5]
+        bn.weight.data[:] = [1.5, 0.5, -1.0]
+        bn.bias.data[:] = [0.1, 0.2, 0.3]
+        bn.eval()
+        y = bn(x)
+        results.append((y, bn.backward(g), bn.weight.grad, bn.bias.grad))
+    assert "bn_scale_shift" in used
+    for a, b in zip(*results):
+        assert_close(a, b, 1e-6, "compiled against NumPy")
+
+
 def test_channels_last_compiled_keeps_the_digits_of_a_large_mean(monkeypatch):
     """x around 1000 with a spread of 0.05, in float32: x * scale would be ~4e4 and its
     difference with mu * scale lose the result's digits. The compiled passes subtract the mean

@@ -308,12 +308,20 @@ class _BatchNorm(Module):
         if not use_batch:
             inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
             scale = inv_std * self.weight.data if self.affine else inv_std
-            shift = -self.running_mean * scale + (self.bias.data if self.affine else 0)
-            scale_t, shift_t = tiled(scale), tiled(shift)
+            if compiled.available():  # (x - mu) * scale + beta in one compiled pass (NumPy: two)
+                as2d, scale_shift = self._row_helpers(L, c, x.dtype)[1], compiled.kernel("bn_scale_shift")
+                centre, scale = self.running_mean.astype(x.dtype), np.asarray(scale, x.dtype)
+                beta = self.bias.data.astype(x.dtype) if self.affine else np.zeros(c, x.dtype)
 
-            def affine_slice(start, stop):
-                np.multiply(rows[start:stop], scale_t, out=y_rows[start:stop])
-                y_rows[start:stop] += shift_t
+                def affine_slice(start, stop):
+                    scale_shift(as2d(rows[start:stop]), centre, scale, beta, as2d(y_rows[start:stop]))
+            else:
+                shift = -self.running_mean * scale + (self.bias.data if self.affine else 0)
+                scale_t, shift_t = tiled(scale), tiled(shift)
+
+                def affine_slice(start, stop):
+                    np.multiply(rows[start:stop], scale_t, out=y_rows[start:stop])
+                    y_rows[start:stop] += shift_t
 
             parallel.over_batch(n, 2 * x.size, affine_slice, np)
             kept = (x, self.running_mean.copy())  # for dE/dgamma
