@@ -43,3 +43,27 @@ def test_kernels_refuse_strided_or_mixed_arrays():
     y = np.empty_like(x)
     relu(x - 3, y)
     np.testing.assert_array_equal(y, np.maximum(x - 3, 0))
+
+
+def test_blocked_conv_kernels_refuse_shapes_they_would_overrun():
+    """The blocked kernels read and write without bounds: their wrappers check every shape
+    against the geometry, and the output channels against the vector width."""
+    if not compiled.available():
+        pytest.skip("the compiled kernels are not built (no C compiler at install), or GRADLEARN_COMPILED=0")
+    forward = compiled.kernel("conv_cl_forward")
+    x = np.zeros((2, 5, 5, 3), np.float32)
+    pads, kernel, one = (1, 1, 1, 1), (3, 3), (1, 1)
+    with pytest.raises(ValueError, match=r"conv_cl_forward: 8 channels, expected a multiple of 16"):
+        forward(x, pads, np.zeros((27, 8), np.float32), None, np.zeros((50, 8), np.float32), kernel, one, one)
+    with pytest.raises(ValueError, match=r"conv_cl_forward: weight of shape \(26, 16\), expected \(27, 16\)"):
+        forward(x, pads, np.zeros((26, 16), np.float32), None, np.zeros((50, 16), np.float32), kernel, one, one)
+    with pytest.raises(ValueError, match=r"conv_cl_forward: output of shape \(49, 16\), expected \(50, 16\)"):
+        forward(x, pads, np.zeros((27, 16), np.float32), None, np.zeros((49, 16), np.float32), kernel, one, one)
+    with pytest.raises(ValueError, match="expected a channels-last"):
+        forward(x[0], pads, np.zeros((27, 16), np.float32), None, np.zeros((50, 16), np.float32), kernel, one, one)
+    grad = compiled.kernel("conv_cl_weight_grad")
+    with pytest.raises(ValueError, match=r"conv_cl_weight_grad: output gradient of shape \(50, 32\), expected \(50, 16\)"):
+        grad(x, pads, np.zeros((50, 32), np.float32), np.zeros((27, 16), np.float32), kernel, one, one)
+    out = np.zeros((50, 16), np.float32)
+    forward(x + 1, pads, np.ones((27, 16), np.float32), np.full(16, 0.5, np.float32), out, kernel, one, one)
+    assert out.reshape(2, 5, 5, 16)[0, 2, 2, 0] == 27.5 and out.reshape(2, 5, 5, 16)[0, 0, 0, 0] == 12.5  # 9 or 4 taps x 3 channels + bias

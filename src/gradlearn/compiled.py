@@ -59,27 +59,32 @@ fewer input channels than one vector of the blocked kernels (LeNet-5's 6 -> 16, 
 batch 64: 0.82 against 2.9-5.1 ms by the blocked kernel over 16 channels, 10 of them zero).
 
 Register-blocked direct convolution (``conv_cl_forward``, ``conv_cl_weight_grad``,
-``conv_cl_input_grad``), for
-Conv2d's pixel-major path (one group; any channel counts, stride, dilation and padding).
-The input is a slice of the batch, channels-last (m, H, W, C), which the kernel zero-pads
-one sample at a time into a small buffer that stays in cache (Conv2d first copied each chunk
-of samples padded, in NumPy: the ResNet-20 training step went 310-327 -> 295-300 ms,
-alternating runs), the weight a (kh*kw*C, Q) matrix with rows (i, j, c), and Q a multiple of
-the vector width (Conv2d adds zero columns). A forward tile keeps 8 output pixels x 16 output channels of sums (8 vectors
-of 64 bytes: AVX-512 registers here) over all kh*kw*C products, so each weight vector loaded
-serves 8 pixels; a weight-gradient tile keeps 8 rows (tap, input channel) x 16 output
-channels over a band of about 32 output pixels, so each dE/dy vector serves 8 rows. When Q
-is a multiple of 32, tiles are 2 vectors wide (16 sums), so each value of x read serves 32
-output channels: one core, batch 32, alternating, 32 -> 32 and 64 -> 64 forward 42-54 ->
-65-74 GFLOP/s, weight gradient 51-56 -> 56-65 (the machine was in a slow phase; the
-figures below are the 1-vector tiles in a fast one). When the
-kernel is not dilated along the width, a tap row's kw*C inputs are consecutive in x and in
-w and are summed as one run. The input gradient of a stride-1 layer is the forward over
-the padded dE/dy with the flipped kernel; of other strides, ``conv_cl_input_grad`` takes the
-taps one by one: the same tile sums dE/dy's pixels times the tap's (Q, C) matrix over Q and
-adds the result where the tap read x (ResNet-20's stride-2 layers, whole backward, batch
-64, 2-core CPU: 13.0 -> 5.8 and 6.3 -> 3.3 ms against col2im). No im2col matrix is written. One core, batch 64, 3x3 pad 1,
-GFLOP/s (PyTorch 2.13's oneDNN on one core, NCHW / channels-last, forward):
+``conv_cl_input_grad``), for Conv2d's pixel-major path (one group; any channel counts,
+stride, dilation and padding). The input is a slice of the batch, channels-last (m, H, W,
+C), which the kernel zero-pads one sample at a time into a small buffer that stays in cache
+(Conv2d first copied each chunk of samples padded, in NumPy: the ResNet-20 training step went
+310-327 -> 295-300 ms, alternating runs); the weight is a (kh*kw*C, Q) matrix with rows
+(i, j, c), Q a multiple of the vector width (Conv2d adds zero columns). No im2col matrix is
+written.
+
+- Forward: a tile keeps 8 output pixels x 16 output channels of sums (8 vectors of 64
+  bytes: AVX-512 registers here) over all kh*kw*C products, so each weight vector loaded
+  serves 8 pixels; when Q is a multiple of 32 the tile is 2 vectors wide (16 sums), so each
+  value of x read serves 32 channels (one core, batch 32, alternating builds, 32 and 64
+  channels: 41-65 -> 59-86 GFLOP/s).
+- Weight gradient: a tile keeps 12 rows (tap, input channel) x 16 or 32 output channels over
+  a band of about 32 output pixels, so each dE/dy vector serves 12 rows (the rest in 6, 3,
+  2, 1: a first layer's 3 channels x 3 taps are 6 + 3).
+- When the kernel is not dilated along the width, a tap row's kw*C inputs are consecutive
+  in x and in w and are summed as one run.
+- Input gradient: of a stride-1 layer, the forward over the padded dE/dy with the flipped
+  kernel; of other strides, ``conv_cl_input_grad`` takes the taps one by one: the same tile
+  sums dE/dy's pixels times the tap's (Q, C) matrix over Q and adds the result where the
+  tap read x (ResNet-20's stride-2 layers, whole backward, batch 64, 2-core CPU: 13.0 ->
+  5.8 and 6.3 -> 3.3 ms against col2im).
+
+One core, batch 64, 3x3 pad 1, 1-vector tiles, GFLOP/s (PyTorch 2.13's oneDNN on one core,
+NCHW / channels-last, forward):
 
     16 -> 16 at 32x32: forward 87-92, weight gradient 80-83 (oneDNN 28 / 53)
     32 -> 32 at 16x16: forward 68-70, weight gradient 81-83 (oneDNN 81 / 110)
@@ -183,9 +188,11 @@ def _direct_conv_backward(x, grad_output, weight, grad_weight, grad_bias, grad_i
 LANES = {np.dtype(np.float32): 16, np.dtype(np.float64): 8}  # channels per vector of the conv_cl kernels
 
 
-def _conv_cl_geometry(x, pads, kernel, stride, dilation):
+def _conv_cl_geometry(name, x, pads, kernel, stride, dilation):
     """(m, h, w, c), (top, left, hp, wp), (ho, wo) of a channels-last (m, H, W, C) input
     zero-padded by pads (top, bottom, left, right)."""
+    if x.ndim != 4:
+        raise ValueError(f"compiled.{name}: expected a channels-last (m, H, W, C) image, got shape {x.shape}")
     m, h, w, c = x.shape
     top, bottom, left, right = pads
     hp, wp = h + top + bottom, w + left + right
@@ -198,7 +205,7 @@ def _conv_cl_forward(x, pads, weight, bias, out, kernel, stride, dilation):
     """out (m*Ho*Wo, Q) = the correlation of x (m, H, W, C), channels-last, zero-padded by
     pads (top, bottom, left, right) (the kernel pads one sample at a time), with weight
     (kh*kw*C, Q) (rows (i, j, c)), plus bias (Q,) unless None; Q a multiple of LANES."""
-    (m, h, w, c), padding, (ho, wo) = _conv_cl_geometry(x, pads, kernel, stride, dilation)
+    (m, h, w, c), padding, (ho, wo) = _conv_cl_geometry("conv_cl_forward", x, pads, kernel, stride, dilation)
     q = weight.shape[1]
     _check_conv_cl("conv_cl_forward", x, {"weight": (weight, (kernel[0] * kernel[1] * c, q)), "output": (out, (m * ho * wo, q))}, q)
     _call("conv_cl_forward", x, weight, bias, out, m, h, w, c, q, *kernel, ho, wo, *stride, *dilation, *padding)
@@ -207,7 +214,7 @@ def _conv_cl_forward(x, pads, weight, bias, out, kernel, stride, dilation):
 def _conv_cl_weight_grad(x, pads, grad_output, grad_weight, kernel, stride, dilation):
     """grad_weight (kh*kw*C, Q) += the weight gradient of that correlation, from x (m, H, W,
     C) (padded as there) and grad_output (m*Ho*Wo, Q); Q a multiple of LANES."""
-    (m, h, w, c), padding, (ho, wo) = _conv_cl_geometry(x, pads, kernel, stride, dilation)
+    (m, h, w, c), padding, (ho, wo) = _conv_cl_geometry("conv_cl_weight_grad", x, pads, kernel, stride, dilation)
     q = grad_weight.shape[1]
     _check_conv_cl("conv_cl_weight_grad", x,
                    {"weight gradient": (grad_weight, (kernel[0] * kernel[1] * c, q)), "output gradient": (grad_output, (m * ho * wo, q))}, q)
@@ -218,9 +225,9 @@ def _conv_cl_input_grad(grad_output, weight_t, grad_padded, kernel, stride, dila
     """grad_padded (m, Hp, Wp, C) += the input gradient of that correlation (any stride),
     from grad_output (m*Ho*Wo, Q) and weight_t (kh*kw*Q, C) (rows (i, j, o)); C a multiple
     of LANES."""
+    _, _, (ho, wo) = _conv_cl_geometry("conv_cl_input_grad", grad_padded, (0, 0, 0, 0), kernel, stride, dilation)
     m, hp, wp, c = grad_padded.shape
     q = grad_output.shape[1]
-    _, _, (ho, wo) = _conv_cl_geometry(grad_padded, (0, 0, 0, 0), kernel, stride, dilation)
     _check_conv_cl("conv_cl_input_grad", grad_padded,
                    {"weight": (weight_t, (kernel[0] * kernel[1] * q, c)), "output gradient": (grad_output, (m * ho * wo, q))}, c)
     _call("conv_cl_input_grad", grad_output, weight_t, grad_padded, m, hp, wp, c, q, *kernel, ho, wo, *stride, *dilation)
@@ -229,8 +236,6 @@ def _conv_cl_input_grad(grad_output, weight_t, grad_padded, kernel, stride, dila
 def _check_conv_cl(name, image, expected, vector_channels):
     """The shapes the kernel's loops assume (it reads and writes them without bounds):
     ``expected`` maps a name to (array, shape); ``vector_channels`` must fill whole vectors."""
-    if image.ndim != 4:
-        raise ValueError(f"compiled.{name}: expected a channels-last (m, H, W, C) image, got shape {image.shape}")
     for what, (array, shape) in expected.items():
         if array.shape != shape:
             raise ValueError(f"compiled.{name}: {what} of shape {array.shape}, expected {shape} (image {image.shape})")

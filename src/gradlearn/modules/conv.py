@@ -9,10 +9,11 @@ How the convolution is computed (no Python loop over single samples or output pi
 pixel-major path loops over cache-sized chunks of samples):
 
 - register-blocked, compiled (one group, NumPy arrays of one dtype, when the C kernels are
-  built: ``gradlearn.compiled``, ``_blocked``): the pixel-major path below, with each
-  chunk's padded pixel-major copy read by the compiled kernels instead of im2col and a
-  GEMM: the forward (and the stride-1 input gradient, the same correlation over the padded
-  dE/dy with the flipped kernel) and the weight gradient, for any channel counts, stride,
+  built: ``gradlearn.compiled``, ``_blocked``): the pixel-major path below, but one kernel
+  call per slice of the batch instead of im2col and a GEMM per chunk; the kernels read the
+  channels-last input and zero-pad one sample at a time themselves. They compute the
+  forward (and the stride-1 input gradient, the same correlation over the padded dE/dy
+  with the flipped kernel) and the weight gradient, for any channel counts, stride,
   dilation and padding. Channel counts that are not a multiple of the vector width (16
   floats, 8 doubles) get zero columns, dropped after; below one vector of input channels
   (LeNet-5's 6 -> 16) the input gradient takes the wide-rows kernel of the direct path,
