@@ -133,17 +133,39 @@ DEFINE_KERNELS(double, f64)
 
 /* Register-blocked direct convolution on channels-last (pixel-major) arrays, for Conv2d's
  * pixel-major path (gradlearn.compiled says what it measured). One vector V holds LANES
- * consecutive output channels (64 bytes: 16 floats or 8 doubles; GCC's vector extension,
- * which compiles to AVX-512, or to two or four narrower registers elsewhere). A tile keeps
- * up to 8 x 2 vectors of sums in registers over every tap and input channel, so each
- * weight vector loaded serves 8 output pixels (forward) and each dE/dy vector 8 input
- * channels (weight gradient); each value of x broadcast serves 2 vectors of output channels
- * when their count is a multiple of 2 vectors (1.3-1.7x faster for 32 and 64 channels). When the kernel is not dilated along the width, its kw taps of one
- * row are kw*C consecutive values of x and of w, and are summed as one run of "channels". */
+ * consecutive output channels (VBYTES above: with AVX-512 16 floats or 8 doubles; GCC's
+ * vector extension). A tile keeps up to TILE_PIXELS x 2 vectors of sums in registers over
+ * every tap and input channel, so each weight vector loaded serves TILE_PIXELS output pixels
+ * (forward) and each dE/dy vector TILE_ROWS input channels (weight gradient); each value of
+ * x broadcast serves 2 vectors of output channels when their count is a multiple of 2
+ * vectors (1.3-1.7x faster for 32 and 64 channels). When the kernel is not dilated along
+ * the width, its kw taps of one row are kw*C consecutive values of x and of w, and are
+ * summed as one run of "channels". */
 #define INLINE static inline __attribute__((always_inline))
+
+/* The vector width the machine has (the build is -march=native), and tiles that fit its
+ * registers: 32 of 64 bytes with AVX-512, 16 of 32 or 16 bytes otherwise. (64-byte vectors on
+ * an AVX2 build ran 2-9 GFLOP/s: GCC lowers them to memory; 32-byte ones as below run as
+ * written.) Python reads the width from vector_bytes(). */
+#if defined(__AVX512F__)
+#define VBYTES 64
+#define TILE_PIXELS 8 /* forward tile: 8 pixels x 2 vectors = 16 sums */
+#define TILE_ROWS 12  /* weight-gradient tile: 12 rows x 2 vectors = 24 sums */
+#else
+#if defined(__AVX__)
+#define VBYTES 32
+#else
+#define VBYTES 16
+#endif
+#define TILE_PIXELS 4
+#define TILE_ROWS 6
+#endif
+
+int vector_bytes(void) { return VBYTES; }
+
 #define DEFINE_CONV_CL(T, S, LANES)                                                             \
-typedef T V_##S __attribute__((vector_size(64)));                                               \
-typedef T VU_##S __attribute__((vector_size(64), aligned(sizeof(T))));                          \
+typedef T V_##S __attribute__((vector_size(VBYTES)));                                           \
+typedef T VU_##S __attribute__((vector_size(VBYTES), aligned(sizeof(T))));                      \
                                                                                                 \
 /* pb pixels of an output row (x advancing by step values per pixel, y by ystep) x nv*LANES \
  * channels: y[p*ystep] (+)= bias + sum_{i, j, c} x0[i*row + j*col + p*step + c] *           \
@@ -184,8 +206,8 @@ INLINE void conv_cl_row_##S(const T *xr, const T *w, const T *bias, T *yr, i64 c
     for (i64 o = 0; o < q; o += LANES * nv) {                                                   \
         const T *bo = bias ? bias + o : NULL;                                                   \
         i64 b = 0;                                                                              \
-        for (; b + 8 <= wo; b += 8)                                                             \
-            conv_cl_tile_##S(xr + b * step, w + o, bo, yr + b * ystep + o, cr, q, kh, kwr, step, row, col, ystep, 8, nv, add); \
+        for (; b + TILE_PIXELS <= wo; b += TILE_PIXELS)                                         \
+            conv_cl_tile_##S(xr + b * step, w + o, bo, yr + b * ystep + o, cr, q, kh, kwr, step, row, col, ystep, TILE_PIXELS, nv, add); \
         if (b + 4 <= wo) {                                                                      \
             conv_cl_tile_##S(xr + b * step, w + o, bo, yr + b * ystep + o, cr, q, kh, kwr, step, row, col, ystep, 4, nv, add); \
             b += 4;                                                                             \
@@ -204,7 +226,7 @@ INLINE void conv_cl_row_##S(const T *xr, const T *w, const T *bias, T *yr, i64 c
  * stays zero: calloc'd, and only the image is rewritten). One sample at a time, so the       \
  * copy is in cache when the tiles read it. */                                                  \
 static const T *conv_cl_sample_##S(const T *x, i64 n, i64 h, i64 wd, i64 c, T *pad, i64 top,     \
-                                   i64 left, i64 hp, i64 wp) {                                  \
+                                   i64 left, i64 wp) {                                          \
     if (!pad) return x + n * h * wd * c;                                                        \
     for (i64 r = 0; r < h; r++)                                                                 \
         memcpy(pad + ((r + top) * wp + left) * c, x + (n * h + r) * wd * c, (size_t)(wd * c) * sizeof(T)); \
@@ -222,7 +244,7 @@ int conv_cl_forward_##S(const T *x, const T *w, const T *bias, T *y, i64 n_all, 
     T *pad = NULL;                                                                              \
     if ((hp != h || wp != wd) && !(pad = calloc((size_t)(hp * wp * c), sizeof(T)))) return -1;  \
     for (i64 n = 0; n < n_all; n++) {                                                           \
-        const T *xs = conv_cl_sample_##S(x, n, h, wd, c, pad, top, left, hp, wp);               \
+        const T *xs = conv_cl_sample_##S(x, n, h, wd, c, pad, top, left, wp);               \
         for (i64 a = 0; a < ho; a++) {                                                          \
             const T *xr = xs + a * sh * wp * c;                                                 \
             T *yr = y + (n * ho + a) * wo * q;                                                  \
@@ -287,8 +309,8 @@ INLINE void conv_cl_grad_rows_##S(const T *xt, const T *da, T *dt, i64 cr, i64 q
                                   i64 wo, i64 step, i64 row, const int nv) {                    \
     for (i64 o = 0; o < q; o += LANES * nv) {                                                   \
         i64 k = 0;                                                                              \
-        for (; k + 12 <= cr; k += 12)                                                           \
-            conv_cl_grad_tile_##S(xt + k, da + o, dt + k * q + o, q, rows, wo, step, row, 12, nv); \
+        for (; k + TILE_ROWS <= cr; k += TILE_ROWS)                                             \
+            conv_cl_grad_tile_##S(xt + k, da + o, dt + k * q + o, q, rows, wo, step, row, TILE_ROWS, nv); \
         if (k + 6 <= cr) {                                                                      \
             conv_cl_grad_tile_##S(xt + k, da + o, dt + k * q + o, q, rows, wo, step, row, 6, nv); \
             k += 6;                                                                             \
@@ -318,7 +340,7 @@ int conv_cl_weight_grad_##S(const T *x, const T *dy, T *dw, i64 n_all, i64 h, i6
     T *pad = NULL;                                                                              \
     if ((hp != h || wp != wd) && !(pad = calloc((size_t)(hp * wp * c), sizeof(T)))) return -1;  \
     for (i64 n = 0; n < n_all; n++) {                                                           \
-        const T *xs = conv_cl_sample_##S(x, n, h, wd, c, pad, top, left, hp, wp);               \
+        const T *xs = conv_cl_sample_##S(x, n, h, wd, c, pad, top, left, wp);               \
         for (i64 a = 0; a < ho; a += band) {                                                    \
             i64 rows = ho - a < band ? ho - a : band;                                           \
             const T *xa = xs + a * sh * wp * c;                                                 \
@@ -338,8 +360,8 @@ int conv_cl_weight_grad_##S(const T *x, const T *dy, T *dw, i64 n_all, i64 h, i6
     return 0;                                                                                   \
 }
 
-DEFINE_CONV_CL(float, f32, 16)
-DEFINE_CONV_CL(double, f64, 8)
+DEFINE_CONV_CL(float, f32, (VBYTES / 4))
+DEFINE_CONV_CL(double, f64, (VBYTES / 8))
 
 /* Direct convolution over "wide rows" (stride 1, dilation 1), for gradlearn.compiled's
  * direct path: sample n's zero-padded input is one flat row per channel (hp x wp), and
@@ -543,8 +565,8 @@ int direct_conv_backward_##S(const T *x, const T *dy, const T *w, T *dw, T *db, 
     return 0;                                                                                   \
 }
 
-DEFINE_DIRECT(float, f32, 16)
-DEFINE_DIRECT(double, f64, 8)
+DEFINE_DIRECT(float, f32, (VBYTES / 4))
+DEFINE_DIRECT(double, f64, (VBYTES / 8))
 
 /* An importable (empty) module, so that setuptools builds and installs this file like any
  * extension; gradlearn.compiled loads the same file with ctypes to call the kernels. */

@@ -244,11 +244,11 @@ def _blocked(xp, *dtypes):
     """Whether the pixel-major path computes its products with the compiled register-blocked
     kernels (``gradlearn.compiled``: ``conv_cl_forward``, ``conv_cl_weight_grad``) instead of
     im2col and a GEMM: NumPy arrays, all of one dtype, float32 or float64, and the kernels built."""
-    return xp is np and len(set(dtypes)) == 1 and np.dtype(dtypes[0]) in compiled.LANES and compiled.available()
+    return xp is np and len(set(dtypes)) == 1 and compiled.available() and np.dtype(dtypes[0]) in compiled.LANES
 
 
 def _lanes_padded(count, dtype):
-    """``count`` rounded up to a multiple of the kernels' vector width (16 floats, 8 doubles)."""
+    """``count`` rounded up to a multiple of the kernels' vector width (with AVX-512 16 floats, 8 doubles)."""
     lanes = compiled.LANES[np.dtype(dtype)]
     return -(-count // lanes) * lanes
 
