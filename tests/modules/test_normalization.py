@@ -179,6 +179,20 @@ def test_one_value_per_channel_in_training_is_an_error():
     assert gl.BatchNorm1d(3)(np.random.default_rng(0).standard_normal((1, 3, 2)).astype(np.float32)).shape == (1, 3, 2)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_an_empty_batch_is_an_error_in_training_and_passes_in_evaluation(channels_last):
+    """An empty batch once failed inside NumPy ('cannot reshape array of size 0')."""
+    x = np.zeros((0, 2, 3, 3), np.float32)
+    if channels_last:
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    bn = gl.BatchNorm2d(2)
+    with pytest.raises(ValueError, match=r"BatchNorm2d\(2\)\.forward: expected more than 1 value per channel when training, got input shape \(0, 2, 3, 3\)"):
+        bn(x)
+    bn.eval()
+    y = bn(x)
+    assert y.shape == (0, 2, 3, 3) and bn.backward(y).shape == (0, 2, 3, 3)
+
+
 def test_shape_errors():
     with pytest.raises(ValueError, match=r"BatchNorm2d\(3\)\.forward: expected 3 channels \(dimension 1\), got 4 \(input shape \(2, 4, 5, 5\)\)"):
         gl.BatchNorm2d(3)(np.zeros((2, 4, 5, 5), np.float32))

@@ -3,6 +3,8 @@ LocalContrastNorm (Jarrett et al. 2009), forward and backward side by side."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import compiled, parallel
@@ -103,8 +105,9 @@ class _BatchNorm(Module):
 
     @staticmethod
     def _as3d(a):
-        """(N, C, ...) viewed as (N, C, L); statistics reduce axes 0 and 2."""
-        return a.reshape(a.shape[0], a.shape[1], -1)
+        """(N, C, ...) viewed as (N, C, L); statistics reduce axes 0 and 2. L is given, not
+        -1, which NumPy cannot infer for an empty batch."""
+        return a.reshape(a.shape[0], a.shape[1], math.prod(a.shape[2:]))
 
     @staticmethod
     def _channel_sum(a3):
