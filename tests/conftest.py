@@ -12,6 +12,30 @@ def assert_close(actual, expected, rtol, what=""):
     assert error <= rtol * scale + 1e-300, f"{what}: max abs error {error:.3e} > {rtol:g} x scale {scale:.3e}"
 
 
+def to_channels_last(a):
+    """The values of ``a`` (N, C, H, W), held channels-last in memory (as (N, H, W, C))."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def needs_compiled():
+    """Skip the calling test where gradlearn's compiled kernels are not available."""
+    from gradlearn import compiled
+
+    if not compiled.available():
+        pytest.skip("the compiled kernels are not built (no C compiler at install), or GRADLEARN_COMPILED=0")
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """The names the test's code asks ``gradlearn.compiled.kernel`` for, in order (which
+    compiled kernels really ran)."""
+    from gradlearn import compiled
+
+    calls, kernel = [], compiled.kernel
+    monkeypatch.setattr(compiled, "kernel", lambda name: calls.append(name) or kernel(name))
+    return calls
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

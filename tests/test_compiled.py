@@ -9,6 +9,8 @@ import pytest
 import gradlearn as gl
 from gradlearn import compiled
 
+from .conftest import needs_compiled
+
 
 def test_the_kernels_can_be_turned_off_by_environment(monkeypatch):
     monkeypatch.setattr(compiled, "_library", None)
@@ -32,8 +34,7 @@ def test_without_the_extension_every_layer_takes_its_numpy_path(monkeypatch):
 
 
 def test_kernels_refuse_strided_or_mixed_arrays():
-    if not compiled.available():
-        pytest.skip("the compiled kernels are not built (no C compiler at install), or GRADLEARN_COMPILED=0")
+    needs_compiled()
     relu = compiled.kernel("relu")
     x = np.arange(8, dtype=np.float32)
     with pytest.raises(ValueError, match="C-contiguous"):
@@ -48,8 +49,7 @@ def test_kernels_refuse_strided_or_mixed_arrays():
 def test_blocked_conv_kernels_refuse_shapes_they_would_overrun():
     """The blocked kernels read and write without bounds: their wrappers check every shape
     against the geometry, and the output channels against the vector width."""
-    if not compiled.available():
-        pytest.skip("the compiled kernels are not built (no C compiler at install), or GRADLEARN_COMPILED=0")
+    needs_compiled()
     forward = compiled.kernel("conv_cl_forward")
     x = np.zeros((2, 5, 5, 3), np.float32)
     pads, kernel, one = (1, 1, 1, 1), (3, 3), (1, 1)

@@ -14,7 +14,7 @@ import gradlearn as gl
 from gradlearn.modules.activation import Activation
 
 from .cases import all_cases
-from .conftest import assert_close
+from .conftest import assert_close, to_channels_last
 
 CASES = all_cases()
 
@@ -119,7 +119,7 @@ def _strided_copy(x):
     """The same values in another memory layout: channels-last for (N, C, H, W) (what a
     transposed NHWC array looks like), column-major for other arrays of 2+ dimensions."""
     if x.ndim == 4:
-        return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        return to_channels_last(x)
     return np.asfortranarray(x) if x.ndim >= 2 else x
 
 

@@ -10,7 +10,7 @@ import gradlearn as gl
 from gradlearn import compiled
 from gradlearn.modules import conv as conv_module
 
-from ..conftest import assert_close
+from ..conftest import assert_close, needs_compiled
 
 
 def _torch():
@@ -117,9 +117,15 @@ def test_kept_columns_give_the_recomputed_weight_gradient(args, monkeypatch):
         assert_close(db, results[0][1], 1e-13, "bias gradient")
 
 
-def _compiled():
-    if not compiled.available():
-        pytest.skip("the compiled kernels are not built (no C compiler at install), or GRADLEARN_COMPILED=0")
+def _assert_twin_agrees(twin, layer, x, y, g, grad_input, tol):
+    """``twin`` (a fresh copy of ``layer`` taking another path), run forward on x and backward
+    on dE/dy g twice, gives ``layer``'s output y, dE/dx and accumulated parameter gradients."""
+    assert_close(y, twin(x), tol, "output")
+    assert_close(grad_input, twin.backward(g), tol, "grad input")
+    twin.backward(g)
+    assert_close(layer.weight.grad, twin.weight.grad, tol, "weight gradient")
+    if layer.bias is not None:
+        assert_close(layer.bias.grad, twin.bias.grad, tol, "bias gradient")
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
@@ -136,7 +142,7 @@ def test_direct_one_channel_path_matches_im2col(args, size, dtype, tol, monkeypa
     """With the compiled kernels, a one-channel convolution (stride 1) runs the compiled direct kernels
     (gradlearn.compiled); they give what im2col gives: output, dE/dx, dE/dW, dE/db, with
     gradients accumulated over two backward calls."""
-    _compiled()
+    needs_compiled()
     rng = np.random.default_rng(7)
     x = rng.standard_normal((5, 1) + size).astype(dtype)
     direct = gl.Conv2d(1, **args, dtype=dtype, generator=3)
@@ -147,16 +153,11 @@ def test_direct_one_channel_path_matches_im2col(args, size, dtype, tol, monkeypa
     monkeypatch.setattr(compiled, "available", lambda: False)
     im2col = gl.Conv2d(1, **args, dtype=dtype, generator=3)
     assert not im2col._direct(np)
-    assert_close(y, im2col(x), tol, "output")
-    assert_close(grads[1], im2col.backward(g), tol, "grad input")
-    im2col.backward(g)
-    assert_close(direct.weight.grad, im2col.weight.grad, tol, "weight gradient")
-    if direct.bias is not None:
-        assert_close(direct.bias.grad, im2col.bias.grad, tol, "bias gradient")
+    _assert_twin_agrees(im2col, direct, x, y, g, grads[1], tol)
 
 
 def test_direct_path_is_only_for_one_channel_stride_one():
-    _compiled()
+    needs_compiled()
     assert gl.Conv2d(1, 6, 5)._direct(np)
     for conv in (gl.Conv2d(2, 6, 5), gl.Conv2d(1, 6, 5, stride=2), gl.Conv2d(1, 6, 3, dilation=2), gl.Conv2d(1, 16, 3)):
         assert not conv._direct(np), conv
@@ -165,7 +166,7 @@ def test_direct_path_is_only_for_one_channel_stride_one():
 def test_direct_path_with_a_gradient_of_another_dtype_takes_im2col():
     """A float64 dE/dy into a float32 one-channel convolution: the kernels take one dtype,
     so its backward runs im2col, and gives what the float64 arithmetic gives."""
-    _compiled()
+    needs_compiled()
     rng = np.random.default_rng(9)
     x = rng.standard_normal((3, 1, 8, 7)).astype(np.float32)
     conv = gl.Conv2d(1, 2, 3, padding=1, generator=3)
@@ -181,7 +182,7 @@ def test_direct_path_with_a_gradient_of_another_dtype_takes_im2col():
 def test_direct_path_skips_the_input_gradient_of_a_data_input():
     """As a network's first layer (skip_input_grad) the backward returns None and still
     gives the weight gradients."""
-    _compiled()
+    needs_compiled()
     x = np.random.default_rng(8).standard_normal((4, 1, 9, 9))
     full = gl.Conv2d(1, 3, 3, dtype=np.float64, generator=3)
     first = gl.Conv2d(1, 3, 3, dtype=np.float64, generator=3).skip_input_grad()
@@ -210,18 +211,15 @@ def test_direct_path_skips_the_input_gradient_of_a_data_input():
          {"conv_cl_forward", "conv_cl_weight_grad", "conv_cl_input_grad"}),
     ],
 )
-def test_blocked_kernels_match_the_gemm_path(c_in, args, size, kernels, dtype, tol, monkeypatch):
+def test_blocked_kernels_match_the_gemm_path(c_in, args, size, kernels, dtype, tol, kernel_calls, monkeypatch):
     """With the compiled kernels, the pixel-major path computes its sums by the register-blocked
     kernels (conv_cl_forward: output, and dE/dx of stride 1 as the forward of the flipped
     kernel; conv_cl_weight_grad: dE/dW; conv_cl_input_grad: dE/dx of other strides) instead
     of im2col and GEMMs; both give the same output and gradients, accumulated over two
     backward calls, for any channel counts, stride, dilation and padding."""
-    _compiled()
+    needs_compiled()
     rng = np.random.default_rng(11)
     x = rng.standard_normal((5, c_in) + size).astype(dtype)
-    used = set()
-    kernel = compiled.kernel
-    monkeypatch.setattr(compiled, "kernel", lambda name: used.add(name) or kernel(name))
     blocked = gl.Conv2d(c_in, **args, dtype=dtype, generator=3)
     blocked.input_grad = True
     y = blocked(x)
@@ -229,30 +227,22 @@ def test_blocked_kernels_match_the_gemm_path(c_in, args, size, kernels, dtype, t
     grads = [blocked.backward(g), blocked.backward(g)]
     if c_in < compiled.LANES[np.dtype(dtype)] and blocked.stride == blocked.dilation == (1, 1):
         kernels = kernels | {"direct_conv_input_grad"}  # its stride-1 dE/dx: the wide-rows kernel
-    assert used == kernels
+    assert set(kernel_calls) == kernels
     monkeypatch.setattr(conv_module, "_blocked", lambda xp, *dtypes: False)
     gemm = gl.Conv2d(c_in, **args, dtype=dtype, generator=3)
     gemm.input_grad = True
-    assert_close(y, gemm(x), tol, "output")
-    assert_close(grads[1], gemm.backward(g), tol, "grad input")
-    gemm.backward(g)
-    assert_close(blocked.weight.grad, gemm.weight.grad, tol, "weight gradient")
-    if blocked.bias is not None:
-        assert_close(blocked.bias.grad, gemm.bias.grad, tol, "bias gradient")
+    _assert_twin_agrees(gemm, blocked, x, y, g, grads[1], tol)
 
 
-def test_blocked_kernels_leave_mixed_dtypes_to_the_gemm_path(monkeypatch):
+def test_blocked_kernels_leave_mixed_dtypes_to_the_gemm_path(kernel_calls):
     """A float64 dE/dy into a float32 layer: the kernels read one dtype, so the GEMMs run."""
-    _compiled()
-    used = set()
-    kernel = compiled.kernel
-    monkeypatch.setattr(compiled, "kernel", lambda name: used.add(name) or kernel(name))
+    needs_compiled()
     conv = gl.Conv2d(16, 16, 3, padding=1, generator=0)
     conv.input_grad = True
     x = np.random.default_rng(0).standard_normal((2, 16, 6, 6)).astype(np.float32)
     y = conv(x)
     grad = conv.backward(np.ones(y.shape))
-    assert used == {"conv_cl_forward"} and grad.dtype == np.float64
+    assert set(kernel_calls) == {"conv_cl_forward"} and grad.dtype == np.float64
     reference = gl.Conv2d(16, 16, 3, padding=1, dtype=np.float64)
     reference.weight.data[...] = conv.weight.data
     reference.input_grad = True

@@ -6,7 +6,7 @@ import pytest
 import gradlearn as gl
 from gradlearn import compiled
 
-from ..conftest import assert_close
+from ..conftest import assert_close, needs_compiled, to_channels_last
 
 
 def _torch():
@@ -62,19 +62,16 @@ def test_train_and_eval_differ_and_switch_back():
 
 
 @pytest.mark.parametrize("affine", [True, False])
-def test_channels_last_training_compiled_passes_match_numpy(affine, monkeypatch):
+def test_channels_last_training_compiled_passes_match_numpy(affine, kernel_calls, monkeypatch):
     """With the compiled kernels, a channels-last BatchNorm2d in training sums, normalises, sums
     again and forms dE/dx in one compiled pass each (gradlearn.compiled), keeping x and the
     mean for the backward; output, dE/dx, parameter gradients and running statistics are
     those of the NumPy path (float32, float64 sums), which keeps x - mean."""
-    if not compiled.available():
-        pytest.skip("the compiled kernels are not built (no C compiler at install), or GRADLEARN_COMPILED=0")
+    needs_compiled()
     rng = np.random.default_rng(3)
-    to_channels_last = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # noqa: E731
     x = to_channels_last(rng.normal(2.0, 3.0, (6, 5, 7, 4)).astype(np.float32))
     g = to_channels_last(rng.standard_normal((6, 5, 7, 4)).astype(np.float32))
-    kernel, used, results = compiled.kernel, [], []
-    monkeypatch.setattr(compiled, "kernel", lambda name: used.append(name) or kernel(name))
+    results = []
     for available in (True, False):
         monkeypatch.setattr(compiled, "available", lambda: available)
         bn = gl.BatchNorm2d(5, affine=affine)
@@ -83,22 +80,19 @@ def test_channels_last_training_compiled_passes_match_numpy(affine, monkeypatch)
             bn.bias.data[:] = np.linspace(-1.0, 1.0, 5)
         y = bn(x)
         results.append((y, bn.backward(g), *(p.grad for p in bn.parameters()), bn.running_mean, bn.running_var))
-    assert set(used) == {"bn_sums", "bn_scale_shift", "bn_grad_sums", "bn_input_grad"}
+    assert set(kernel_calls) == {"bn_sums", "bn_scale_shift", "bn_grad_sums", "bn_input_grad"}
     for a, b in zip(*results):
         assert_close(a, b, 2e-5, "compiled against NumPy")
 
 
-def test_channels_last_evaluation_compiled_pass_matches_numpy(monkeypatch):
+def test_channels_last_evaluation_compiled_pass_matches_numpy(kernel_calls, monkeypatch):
     """In evaluation mode a channels-last BatchNorm2d writes (x - running mean) * scale + beta
     in one compiled pass; output and gradients are the NumPy path's."""
-    if not compiled.available():
-        pytest.skip("the compiled kernels are not built (no C compiler at install), or GRADLEARN_COMPILED=0")
+    needs_compiled()
     rng = np.random.default_rng(5)
-    to_channels_last = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # noqa: E731
     x = to_channels_last(rng.normal(1.0, 2.0, (4, 3, 5, 6)).astype(np.float32))
     g = to_channels_last(rng.standard_normal((4, 3, 5, 6)).astype(np.float32))
-    used, kernel, results = [], compiled.kernel, []
-    monkeypatch.setattr(compiled, "kernel", lambda name: used.append(name) or kernel(name))
+    results = []
     for available in (True, False):
         monkeypatch.setattr(compiled, "available", lambda: available)
         bn = gl.BatchNorm2d(3)
@@ -109,7 +103,7 @@ def test_channels_last_evaluation_compiled_pass_matches_numpy(monkeypatch):
         bn.eval()
         y = bn(x)
         results.append((y, bn.backward(g), bn.weight.grad, bn.bias.grad))
-    assert "bn_scale_shift" in used
+    assert "bn_scale_shift" in kernel_calls
     for a, b in zip(*results):
         assert_close(a, b, 1e-6, "compiled against NumPy")
 
@@ -119,10 +113,8 @@ def test_channels_last_compiled_keeps_the_digits_of_a_large_mean(monkeypatch):
     difference with mu * scale lose the result's digits. The compiled passes subtract the mean
     first (and sum the variance around the batch's first value), so against float64 they
     are at least as close as the NumPy path, which keeps x - mu."""
-    if not compiled.available():
-        pytest.skip("the compiled kernels are not built (no C compiler at install), or GRADLEARN_COMPILED=0")
+    needs_compiled()
     rng = np.random.default_rng(3)
-    to_channels_last = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # noqa: E731
     x = to_channels_last(rng.normal(1000.0, 0.05, (6, 5, 7, 4)).astype(np.float32))
     g = to_channels_last(rng.standard_normal((6, 5, 7, 4)).astype(np.float32))
 
@@ -139,7 +131,7 @@ def test_channels_last_compiled_keeps_the_digits_of_a_large_mean(monkeypatch):
         monkeypatch.setattr(compiled, "available", lambda: available)
         errors[available] = [np.abs(a - r).max() / np.abs(r).max() for a, r in zip(run(np.float32), reference)]
     for what, with_kernels, numpy_path in zip(("output", "grad input", "grad gamma", "running variance"), errors[True], errors[False]):
-        assert with_kernels <= 1.5 * numpy_path + 1e-6, (what, with_kernels, numpy_path)
+        assert with_kernels <= 1.25 * numpy_path + 1e-6, (what, with_kernels, numpy_path)  # x * scale - mu * scale: 2x
     assert errors[True][3] < 1e-5  # the variance itself is exact to float32's digits
 
 
@@ -184,7 +176,7 @@ def test_an_empty_batch_is_an_error_in_training_and_passes_in_evaluation(channel
     """An empty batch once failed inside NumPy ('cannot reshape array of size 0')."""
     x = np.zeros((0, 2, 3, 3), np.float32)
     if channels_last:
-        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        x = to_channels_last(x)
     bn = gl.BatchNorm2d(2)
     with pytest.raises(ValueError, match=r"BatchNorm2d\(2\)\.forward: expected more than 1 value per channel when training, got input shape \(0, 2, 3, 3\)"):
         bn(x)

@@ -7,7 +7,7 @@ import gradlearn as gl
 from gradlearn import compiled
 from gradlearn.backend import channels_last
 
-from ..conftest import assert_close
+from ..conftest import assert_close, needs_compiled, to_channels_last
 
 
 def _torch():
@@ -54,21 +54,16 @@ def test_max_pool_tiling_windows_route_to_the_first_maximum_in_row_major_order(k
     np.testing.assert_array_equal(pool.backward(g), expected.reshape(x.shape))
 
 
-def _compiled():
-    if not compiled.available():
-        pytest.skip("the compiled kernels are not built (no C compiler at install), or GRADLEARN_COMPILED=0")
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_max_pool_2x2_compiled_path_matches_the_numpy_path(dtype, monkeypatch):
     """With the compiled kernels, 2x2 tiles of a channels-last input take one compiled pass
     each way (gradlearn.compiled); with ties everywhere they give the NumPy path's output
     and routing exactly, and the input's layout. C-order and column-major inputs keep the
     NumPy path (in C order the compiled loop was slower)."""
-    _compiled()
+    needs_compiled()
     x = np.random.default_rng(5).integers(0, 3, (3, 4, 6, 8)).astype(dtype)
     g = np.random.default_rng(6).uniform(1, 2, (3, 4, 3, 4)).astype(dtype)
-    x_channels_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    x_channels_last = to_channels_last(x)
     results = []
     for layout_x in (x, x_channels_last, np.asfortranarray(x)):
         pool = gl.MaxPool2d(2)
@@ -87,10 +82,10 @@ def test_max_pool_2x2_compiled_path_matches_the_numpy_path(dtype, monkeypatch):
 
 @pytest.mark.parametrize("width", [4, 2])  # output 1x2, and 1x1 (then C order is the same memory)
 def test_max_pool_2x2_compiled_path_propagates_nan_and_routes_to_the_first(width):
-    _compiled()
+    needs_compiled()
     one = np.array([[1, np.nan, 0, 7], [np.nan, 2, 3, 5]], np.float32)[:, :width]  # tiles [1 nan; nan 2], [0 7; 3 5]
     x = np.stack([one, one * 2])[None]  # (1, 2, 2, width): two channels, stored channels-last
-    x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    x = to_channels_last(x)
     pool = gl.MaxPool2d(2)
     np.testing.assert_array_equal(pool(x), np.array([[[[np.nan, 7]], [[np.nan, 14]]]])[..., : width // 2])
     assert pool._first_max is not None

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import gradlearn as gl
-from tests.conftest import assert_close
+from tests.conftest import assert_close, needs_compiled
 
 # sizes deliberately not multiples of 16, so the flat vector has gaps between parameters
 SHAPES = [(5, 3), (5,), (4, 5), (4,), (7, 2, 3)]
@@ -254,17 +254,13 @@ def train(model, optimizer, steps, seed=0):
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-13), (np.float32, 1e-6)])
 @pytest.mark.parametrize("options", [dict(momentum=0.9), dict(momentum=0.8, weight_decay=0.01)])
-def test_sgd_momentum_takes_one_compiled_pass_with_numpys_result(options, dtype, tol, monkeypatch):
+def test_sgd_momentum_takes_one_compiled_pass_with_numpys_result(options, dtype, tol, kernel_calls, monkeypatch):
     """With the compiled kernels, SGD with momentum (no dampening, Nesterov or L1; one lr and
     decay for all) updates w and b in one pass (gradlearn.compiled 'sgd_momentum'); the first
     step (b = g) and the other cases take the NumPy formulas. Both give the same weights."""
     from gradlearn import compiled
 
-    if not compiled.available():
-        pytest.skip("the compiled kernels are not built (no C compiler at install), or GRADLEARN_COMPILED=0")
-    used = []
-    kernel = compiled.kernel
-    monkeypatch.setattr(compiled, "kernel", lambda name: used.append(name) or kernel(name))
+    needs_compiled()
     results = []
     for available in (True, False):
         monkeypatch.setattr(compiled, "available", lambda: available)
@@ -272,24 +268,19 @@ def test_sgd_momentum_takes_one_compiled_pass_with_numpys_result(options, dtype,
         optimizer = gl.SGD(model.parameters(), lr=0.05, **options)
         train(model, optimizer, 4)
         results.append((optimizer.flat.data.copy(), optimizer.state["momentum_buffer"].copy()))
-    assert used.count("sgd_momentum") == 3  # steps 2 to 4
+    assert kernel_calls.count("sgd_momentum") == 3  # steps 2 to 4
     assert_close(results[0][0], results[1][0], tol, "weights")
     assert_close(results[0][1], results[1][1], tol, "momentum buffer")
 
 
-def test_sgd_with_dampening_nesterov_or_per_group_rates_takes_numpy(monkeypatch):
-    from gradlearn import compiled
-
-    used = []
-    kernel = compiled.kernel
-    monkeypatch.setattr(compiled, "kernel", lambda name: used.append(name) or kernel(name))
+def test_sgd_with_dampening_nesterov_or_per_group_rates_takes_numpy(kernel_calls):
     for options in (dict(momentum=0.9, dampening=0.1), dict(momentum=0.9, nesterov=True), dict(momentum=0.9, l1=1e-4)):
         model = mlp()
         train(model, gl.SGD(model.parameters(), lr=0.05, **options), 3)
     model = mlp()
     groups = [{"params": [model[0].weight], "lr": 0.1}, {"params": [p for p in model.parameters() if p is not model[0].weight]}]
     train(model, gl.SGD(groups, lr=0.05, momentum=0.9), 3)
-    assert "sgd_momentum" not in used
+    assert "sgd_momentum" not in kernel_calls
 
 
 @pytest.mark.parametrize("class_name", ALL_CLASSES)
