@@ -10,8 +10,10 @@ setup(
             "gradlearn._kernels",
             ["src/gradlearn/_kernels.c"],
             # the machine's own vector instructions (an install builds for where it runs);
-            # OpenMP SIMD only vectorises the pragma'd sums, it starts no threads
-            extra_compile_args=["-O3", "-march=native", "-fopenmp-simd", "-Werror=implicit-function-declaration"],
+            # OpenMP SIMD only vectorises the pragma'd sums, it starts no threads (the kernels'
+            # team is plain POSIX threads)
+            extra_compile_args=["-O3", "-march=native", "-fopenmp-simd", "-pthread", "-Werror=implicit-function-declaration"],
+            extra_link_args=["-pthread"],
             optional=True,
         )
     ]

@@ -3,6 +3,9 @@ those of the serial computation.
 
 Each test runs a layer twice on the same data, once with ``set_num_workers(1)`` (serial)
 and once with two workers, and checks that the second run really used a worker thread.
+With the compiled kernels, ReLU, a channels-last BatchNorm2d and ``add`` share each kernel
+call with the kernels' own team of threads instead (tests/test_compiled.py); here they take
+their NumPy paths, which split over the workers.
 """
 
 import threading
@@ -12,7 +15,7 @@ import numpy as np
 import pytest
 
 import gradlearn as gl
-from gradlearn import parallel
+from gradlearn import compiled, parallel
 
 needs_blas_control = pytest.mark.skipif(
     not parallel._blas_controllers(), reason="threadpoolctl cannot limit this BLAS: layers run serially"
@@ -25,6 +28,12 @@ def workers(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_WORK", 1)
     yield
     parallel.set_num_workers(None)
+
+
+@pytest.fixture
+def numpy_paths(monkeypatch):
+    """The layers' NumPy paths: the ones that split over the workers."""
+    monkeypatch.setattr(compiled, "_library", False)
 
 
 def _threads_used(monkeypatch):
@@ -68,7 +77,7 @@ LAYERS = {
     "conv channel-major (3 input channels)": (lambda: gl.Conv2d(3, 8, 5, padding=2), (5, 3, 16, 16)),
     "conv channel-major, 6 -> 16 (col2im input gradient)": (lambda: gl.Conv2d(6, 16, 5), (5, 6, 14, 14)),
     "conv one input channel (compiled direct path when the C kernels are built)": (lambda: gl.Conv2d(1, 6, 5, padding=2), (5, 1, 12, 12)),
-    "relu": (gl.ReLU, (5, 7, 3)),
+    "relu (NumPy path)": (gl.ReLU, (5, 7, 3)),
     "maxpool tiling": (lambda: gl.MaxPool2d(2), (8, 16, 32, 32)),
     "maxpool overlapping, padded": (lambda: gl.MaxPool2d(3, stride=2, padding=1), (8, 16, 32, 32)),
     "batchnorm training (slices of channels)": (lambda: gl.BatchNorm2d(6), (4, 6, 5, 5)),
@@ -80,6 +89,8 @@ LAYERS = {
 @pytest.mark.parametrize("name", LAYERS)
 def test_two_workers_give_the_serial_result(name, workers, monkeypatch):
     make, shape = LAYERS[name]
+    if "NumPy path" in name:
+        monkeypatch.setattr(compiled, "_library", False)
     module = make()
     module.to(np.float64)
     x = np.random.default_rng(0).standard_normal(shape)
@@ -95,9 +106,9 @@ def test_two_workers_give_the_serial_result(name, workers, monkeypatch):
 
 @needs_blas_control
 @pytest.mark.parametrize("train", [True, False], ids=["training", "evaluation"])
-def test_channels_last_batchnorm_splits_samples_and_gives_the_serial_result(train, workers, monkeypatch):
-    """A channels-last BatchNorm2d splits its samples (odd batch: unequal slices), each
-    slice adding its partial per-channel sums; results match the serial ones."""
+def test_channels_last_batchnorm_splits_samples_and_gives_the_serial_result(train, workers, numpy_paths, monkeypatch):
+    """A channels-last BatchNorm2d's NumPy path splits its samples (odd batch: unequal
+    slices), each slice adding its partial per-channel sums; results match the serial ones."""
     module = gl.BatchNorm2d(6).to(np.float64)
     module.weight.data = np.linspace(0.5, 1.5, 6)
     module.running_mean[:] = 0.3
@@ -169,7 +180,7 @@ def test_a_linear_head_follows_the_workers_and_an_mlp_stays_on_blas(workers, mon
     monkeypatch.setattr(parallel, "_last_section", -1e9)  # nothing ran on the workers lately
     assert not head._batch_parallel()
     expected = head(x)
-    gl.ReLU()(np.ones((8, 4), np.float32))  # a parallel section
+    parallel.over_batch(8, parallel.MIN_WORK, lambda start, stop: None)  # a parallel section
     assert parallel.recently_active() and head._batch_parallel()
     np.testing.assert_allclose(head(x), expected, rtol=1e-5, atol=1e-5)
 
@@ -248,7 +259,7 @@ def test_set_num_workers_rejects_bad_values(workers):
 
 
 @needs_blas_control
-def test_add_sums_in_slices_keeps_the_layout_and_broadcasts_plainly(workers, monkeypatch):
+def test_add_sums_in_slices_keeps_the_layout_and_broadcasts_plainly(workers, numpy_paths, monkeypatch):
     parallel.set_num_workers(2)
     names = _threads_used(monkeypatch)
     rng = np.random.default_rng(0)
@@ -259,3 +270,17 @@ def test_add_sums_in_slices_keeps_the_layout_and_broadcasts_plainly(workers, mon
     assert total.strides == a.strides  # a's (channels-last) layout
     assert any(n.startswith("gradlearn-batch") for n in names), names
     np.testing.assert_array_equal(parallel.add(b, np.float64(2.0)), b + 2.0)  # not the same shape: plain a + b
+
+
+@needs_blas_control
+def test_kernels_share_a_call_with_the_team_when_large_and_outside_a_section(monkeypatch):
+    parallel.set_num_workers(2)
+    try:
+        assert parallel.team_threads(parallel.MIN_TEAM_WORK) == 2
+        assert parallel.team_threads(parallel.MIN_TEAM_WORK - 1) == 1
+        inside = parallel.over_batch(4, parallel.MIN_WORK, lambda start, stop: parallel.team_threads(parallel.MIN_TEAM_WORK))
+        assert inside == [1, 1]  # a slice already has its core
+        parallel.set_num_workers(1)
+        assert parallel.team_threads(parallel.MIN_TEAM_WORK) == 1
+    finally:
+        parallel.set_num_workers(None)

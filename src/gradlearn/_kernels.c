@@ -12,6 +12,179 @@
 
 typedef int64_t i64;
 
+/* ---- The team: helper threads that share one kernel call's chunks with its caller ----
+ *
+ * gradlearn.parallel hands slices to Python worker threads, which costs about 50 us a
+ * section (the worker's wake-up, and the GIL around each slice's Python). That is the
+ * time of a whole memory-bound kernel (a 4 MB ReLU), so those kernels split here instead.
+ * A call is cut into a fixed number of chunks (by size, never by thread count); the caller
+ * and the helpers take chunks from one counter until none is left, so a helper that wakes
+ * late costs nothing but its share, and a reduction that keeps one partial per chunk and
+ * adds them in chunk order gives the same bits on any number of threads.
+ *
+ * Helpers are started at the first call that asks for them; after a call each spins for
+ * SPIN_NS, so that the next kernel of a layer finds it awake, then sleeps on a condition
+ * variable (so it never holds a core the matrix products need). One call runs at a time:
+ * a call made while another runs (from another thread) computes its chunks alone. A forked
+ * child starts helpers of its own. */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#define MAX_HELPERS 63
+
+#if defined(__x86_64__) || defined(__i386__)
+#define CPU_RELAX() __builtin_ia32_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+#ifndef SPIN_NS
+#define SPIN_NS 0L
+#endif
+
+typedef void (*chunk_fn)(const void *args, i64 chunk);
+typedef struct {
+    chunk_fn fn;
+    const void *args;
+    i64 chunks;
+    _Atomic i64 next, done; /* the next chunk to take; chunks finished */
+} job_t;
+
+static pthread_mutex_t team_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t team_wake = PTHREAD_COND_INITIALIZER;
+static int team_helpers;                  /* started (under team_lock) */
+static int team_sleepers;                 /* waiting on team_wake (under team_lock) */
+static _Atomic unsigned long team_calls;  /* bumped by every shared call: wakes the helpers */
+static job_t *_Atomic team_job;           /* the call being shared; NULL between calls */
+static _Atomic int team_seats;            /* helpers that may still join it */
+static _Atomic int team_users;            /* helpers looking at team_job */
+static atomic_flag team_busy = ATOMIC_FLAG_INIT;
+
+static _Atomic i64 team_helped; /* chunks computed by helpers, ever (for the tests) */
+
+static i64 take_chunks(job_t *job) { /* returns how many it computed */
+    i64 i, taken = 0;
+    while ((i = atomic_fetch_add(&job->next, 1)) < job->chunks) {
+        job->fn(job->args, i);
+        atomic_fetch_add(&job->done, 1);
+        taken++;
+    }
+    return taken;
+}
+
+i64 team_chunks_helped(void) { return atomic_load(&team_helped); }
+
+static long nanoseconds_since(const struct timespec *start) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - start->tv_sec) * 1000000000L + (now.tv_nsec - start->tv_nsec);
+}
+
+static void *helper_main(void *unused) {
+    (void)unused;
+    unsigned long seen = atomic_load(&team_calls);
+    for (;;) {
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (long spins = 1; atomic_load(&team_calls) == seen; spins++) {
+            if (spins % 64 == 0 && nanoseconds_since(&start) > SPIN_NS) {
+                pthread_mutex_lock(&team_lock);
+                team_sleepers++;
+                while (atomic_load(&team_calls) == seen) pthread_cond_wait(&team_wake, &team_lock);
+                team_sleepers--;
+                pthread_mutex_unlock(&team_lock);
+                break;
+            }
+            CPU_RELAX();
+        }
+        seen = atomic_load(&team_calls);
+        atomic_fetch_add(&team_users, 1); /* before reading team_job: the caller waits for 0 */
+        job_t *job = atomic_load(&team_job);
+        if (job && atomic_fetch_sub(&team_seats, 1) > 0) atomic_fetch_add(&team_helped, take_chunks(job));
+        atomic_fetch_sub(&team_users, 1);
+    }
+    return NULL;
+}
+
+static void team_after_fork_in_child(void) { /* the child has none of the parent's threads */
+    pthread_mutex_init(&team_lock, NULL);
+    pthread_cond_init(&team_wake, NULL);
+    team_helpers = team_sleepers = 0;
+    atomic_store(&team_job, NULL);
+    atomic_store(&team_users, 0);
+    atomic_flag_clear(&team_busy);
+}
+
+static void start_helpers(int wanted) { /* under team_lock; fewer if a thread cannot start */
+    static int fork_handler;
+    if (!fork_handler) fork_handler = pthread_atfork(NULL, NULL, team_after_fork_in_child) == 0;
+    while (team_helpers < wanted) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, helper_main, NULL) != 0) break;
+        pthread_detach(thread);
+        team_helpers++;
+    }
+}
+
+/* fn(args, i) for every chunk i in [0, chunks), on up to `threads` threads (the caller
+ * and threads - 1 helpers), returning when all are done. */
+static void run_chunks(chunk_fn fn, const void *args, i64 chunks, i64 threads) {
+    if (threads < 2 || chunks < 2 || atomic_flag_test_and_set(&team_busy)) {
+        for (i64 i = 0; i < chunks; i++) fn(args, i);
+        return;
+    }
+    int helpers = (int)(threads - 1 < MAX_HELPERS ? threads - 1 : MAX_HELPERS);
+    job_t job = {fn, args, chunks, 0, 0};
+    atomic_store(&team_seats, helpers);
+    atomic_store(&team_job, &job);
+    atomic_fetch_add(&team_calls, 1);
+    pthread_mutex_lock(&team_lock);
+    if (team_helpers < helpers) start_helpers(helpers);
+    if (team_sleepers) pthread_cond_broadcast(&team_wake);
+    pthread_mutex_unlock(&team_lock);
+    take_chunks(&job);
+    while (atomic_load(&job.done) < chunks) CPU_RELAX();
+    atomic_store(&team_job, NULL);
+    while (atomic_load(&team_users) > 0) CPU_RELAX(); /* nobody holds &job now */
+    atomic_flag_clear(&team_busy);
+}
+
+static i64 chunks_of(i64 size, i64 per_chunk) { return size > 0 ? (size + per_chunk - 1) / per_chunk : 0; }
+
+#ifndef CHUNK
+#define CHUNK 16384 /* elements per chunk of an element-wise kernel (64 kB of floats) */
+#endif
+
+/* BatchNorm's (rows, C) arrays go in chunks of whole rows. */
+static i64 rows_per_chunk(i64 c_all) { return c_all < CHUNK ? CHUNK / c_all : 1; }
+
+/* A per-channel reduction over the chunks of rows: fn's chunk k adds into its own partial
+ * sums, partial + k * partial_stride(c_all) (c_all sums, then c_all of a second kind;
+ * zeroed here). Each chunk's partials start on a cache line of their own: sharing one line
+ * between two threads' chunks made a 4 MB sum 2.7x slower on two threads than on one.
+ * They are added to first and second in chunk order, so the result does not depend on
+ * which thread took which chunk. -1 when the partials cannot be allocated. */
+static i64 partial_stride(i64 c_all) { return (2 * c_all + 7) / 8 * 8; } /* whole 64-byte lines */
+
+static int reduce_rows(chunk_fn fn, const void *args, double **partial, i64 rows, i64 c_all,
+                       double *first, double *second, i64 threads) {
+    i64 chunks = chunks_of(rows, rows_per_chunk(c_all)), stride = partial_stride(c_all);
+    size_t bytes = (size_t)(chunks * stride + 8) * sizeof(double);
+    double *p;
+    if (posix_memalign((void **)&p, 64, bytes) != 0) return -1;
+    memset(p, 0, bytes);
+    *partial = p;
+    run_chunks(fn, args, chunks, threads);
+    for (i64 k = 0; k < chunks; k++)
+        for (i64 c = 0; c < c_all; c++) {
+            first[c] += p[k * stride + c];
+            second[c] += p[k * stride + c_all + c];
+        }
+    free(p);
+    return 0;
+}
+
 /* One step of a 2x2 tile's first maximum in row-major order and its index, applied to the
  * 2nd, 3rd and 4th value in turn: a larger value, or a NaN while the best is not one, takes
  * its place, so a NaN counts as the maximum (the first NaN). Written as conditions inside
@@ -64,68 +237,154 @@ void max_pool_2x2_channels_last_grad_##S(const T *dy, const uint8_t *first, T *d
             }                                                                                   \
 }                                                                                               \
                                                                                                 \
-/* SGD with momentum and L2 decay, in place, one pass over the flat vectors (the same       \
- * formulas as the GPU's kernel): d = g + decay * w; b = momentum * b + d; w -= lr * b. */     \
-void sgd_momentum_##S(T *restrict w, T *restrict b, const T *restrict g, double decay,        \
-                      double momentum, double lr, i64 size) {                                   \
-    T d_ = (T)decay, m_ = (T)momentum, l_ = (T)lr;                                              \
-    for (i64 i = 0; i < size; i++) {                                                            \
-        T d = g[i] + d_ * w[i];                                                                 \
-        b[i] = m_ * b[i] + d;                                                                   \
-        w[i] = w[i] - l_ * b[i];                                                                \
+/* The kernels below run their chunks on the team (run_chunks): `threads` is how many           \
+ * threads may share a call (1: the caller alone).                                              \
+                                                                                                \
+ * SGD with momentum and L2 decay, in place, one pass over the flat vectors (the same           \
+ * formulas as the GPU's kernel): d = g + decay * w; b = momentum * b + d; w -= lr * b. */      \
+typedef struct { T *w, *b; const T *g; T decay, momentum, lr; i64 size; } sgd_args_##S;         \
+static void sgd_momentum_chunk_##S(const void *args, i64 chunk) {                               \
+    const sgd_args_##S *a = args;                                                               \
+    T *restrict w = a->w, *restrict b = a->b;                                                   \
+    const T *restrict g = a->g;                                                                 \
+    i64 stop = (chunk + 1) * CHUNK < a->size ? (chunk + 1) * CHUNK : a->size;                   \
+    for (i64 i = chunk * CHUNK; i < stop; i++) {                                                \
+        T d = g[i] + a->decay * w[i];                                                           \
+        b[i] = a->momentum * b[i] + d;                                                          \
+        w[i] = w[i] - a->lr * b[i];                                                             \
     }                                                                                           \
 }                                                                                               \
-                                                                                                \
-/* y = max(x, 0), a NaN staying NaN; dx = dy where y > 0, else 0. */                          \
-void relu_##S(const T *restrict x, T *restrict y, i64 size) {                                  \
-    for (i64 i = 0; i < size; i++) y[i] = !(x[i] <= 0) ? x[i] : 0;                              \
+void sgd_momentum_##S(T *w, T *b, const T *g, double decay, double momentum, double lr, i64 size, i64 threads) { \
+    sgd_args_##S args = {w, b, g, (T)decay, (T)momentum, (T)lr, size};                          \
+    run_chunks(sgd_momentum_chunk_##S, &args, chunks_of(size, CHUNK), threads);                 \
 }                                                                                               \
                                                                                                 \
-void relu_grad_##S(const T *restrict dy, const T *restrict y, T *restrict dx, i64 size) {      \
-    for (i64 i = 0; i < size; i++) dx[i] = y[i] > 0 ? dy[i] : 0;                                \
+/* y = max(x, 0), a NaN staying NaN; dx = dy where y > 0, else 0; out = a + b. */               \
+typedef struct { const T *a, *b; T *out; i64 size; } pair_args_##S;                             \
+static void relu_chunk_##S(const void *args, i64 chunk) {                                       \
+    const pair_args_##S *p = args;                                                              \
+    const T *restrict x = p->a;                                                                 \
+    T *restrict y = p->out;                                                                     \
+    i64 stop = (chunk + 1) * CHUNK < p->size ? (chunk + 1) * CHUNK : p->size;                   \
+    for (i64 i = chunk * CHUNK; i < stop; i++) y[i] = !(x[i] <= 0) ? x[i] : 0;                  \
+}                                                                                               \
+void relu_##S(const T *x, T *y, i64 size, i64 threads) {                                        \
+    pair_args_##S args = {x, NULL, y, size};                                                    \
+    run_chunks(relu_chunk_##S, &args, chunks_of(size, CHUNK), threads);                         \
 }                                                                                               \
                                                                                                 \
-/* BatchNorm on (rows, C) arrays (channels-last), channels innermost; sums in double. Each  \
- * reads x - centre (the batch mean; zeros where the source is already centred): subtracting \
- * before scaling keeps the digits that x * scale - mu * scale would cancel when the mean is  \
- * large against the spread. */                                                                \
+static void relu_grad_chunk_##S(const void *args, i64 chunk) {                                  \
+    const pair_args_##S *p = args;                                                              \
+    const T *restrict dy = p->a, *restrict y = p->b;                                            \
+    T *restrict dx = p->out;                                                                    \
+    i64 stop = (chunk + 1) * CHUNK < p->size ? (chunk + 1) * CHUNK : p->size;                   \
+    for (i64 i = chunk * CHUNK; i < stop; i++) dx[i] = y[i] > 0 ? dy[i] : 0;                    \
+}                                                                                               \
+void relu_grad_##S(const T *dy, const T *y, T *dx, i64 size, i64 threads) {                     \
+    pair_args_##S args = {dy, y, dx, size};                                                     \
+    run_chunks(relu_grad_chunk_##S, &args, chunks_of(size, CHUNK), threads);                    \
+}                                                                                               \
                                                                                                 \
-/* Per channel: the sum of x - shift and of its square (the shift, any one value of the       \
- * channel, keeps E[(x-s)^2] - E[x-s]^2 from cancelling likewise). */                          \
-void bn_sums_##S(const T *restrict x, const T *restrict shift, double *restrict sum,            \
-                 double *restrict sum_squares, i64 rows, i64 c_all) {                           \
-    for (i64 r = 0; r < rows; r++)                                                              \
+static void add_chunk_##S(const void *args, i64 chunk) {                                        \
+    const pair_args_##S *p = args;                                                              \
+    const T *restrict a = p->a, *restrict b = p->b;                                             \
+    T *restrict out = p->out;                                                                   \
+    i64 stop = (chunk + 1) * CHUNK < p->size ? (chunk + 1) * CHUNK : p->size;                   \
+    for (i64 i = chunk * CHUNK; i < stop; i++) out[i] = a[i] + b[i];                            \
+}                                                                                               \
+void add_##S(const T *a, const T *b, T *out, i64 size, i64 threads) {                           \
+    pair_args_##S args = {a, b, out, size};                                                     \
+    run_chunks(add_chunk_##S, &args, chunks_of(size, CHUNK), threads);                          \
+}                                                                                               \
+                                                                                                \
+/* BatchNorm on (rows, C) arrays (channels-last), channels innermost, in chunks of rows;        \
+ * sums in double (reduce_rows). Each reads x - centre (the batch mean; zeros where the         \
+ * source is already centred): subtracting before scaling keeps the digits that                 \
+ * x * scale - mu * scale would cancel when the mean is large against the spread. */            \
+typedef struct {                                                                                \
+    const T *x, *dy, *centre, *scale, *shift, *k_const, *k_centred;                             \
+    T *out;                                                                                     \
+    double *partial;                                                                            \
+    i64 rows, c_all;                                                                            \
+} bn_args_##S;                                                                                  \
+                                                                                                \
+static void bn_rows_##S(const bn_args_##S *a, i64 chunk, i64 *start, i64 *stop) {               \
+    i64 per_chunk = rows_per_chunk(a->c_all);                                                   \
+    *start = chunk * per_chunk;                                                                 \
+    *stop = *start + per_chunk < a->rows ? *start + per_chunk : a->rows;                        \
+}                                                                                               \
+                                                                                                \
+/* Per channel: the sum of x - shift and of its square (the shift, any one value of the         \
+ * channel, keeps E[(x-s)^2] - E[x-s]^2 from cancelling likewise). */                           \
+static void bn_sums_chunk_##S(const void *args, i64 chunk) {                                    \
+    const bn_args_##S *a = args;                                                                \
+    i64 c_all = a->c_all, start, stop;                                                          \
+    bn_rows_##S(a, chunk, &start, &stop);                                                       \
+    double *restrict sum = a->partial + partial_stride(c_all) * chunk, *restrict sum_squares = sum + c_all; \
+    const T *restrict x = a->x, *restrict shift = a->shift;                                     \
+    for (i64 r = start; r < stop; r++)                                                          \
         for (i64 c = 0; c < c_all; c++) {                                                       \
             double d = (double)x[r * c_all + c] - (double)shift[c];                             \
             sum[c] += d;                                                                        \
             sum_squares[c] += d * d;                                                            \
         }                                                                                       \
 }                                                                                               \
-                                                                                                \
-void bn_scale_shift_##S(const T *restrict source, const T *restrict centre, const T *restrict scale, \
-                        const T *restrict shift, T *restrict out, i64 rows, i64 c_all) {        \
-    for (i64 r = 0; r < rows; r++)                                                              \
-        for (i64 c = 0; c < c_all; c++)                                                         \
-            out[r * c_all + c] = (source[r * c_all + c] - centre[c]) * scale[c] + shift[c];     \
+int bn_sums_##S(const T *x, const T *shift, double *sum, double *sum_squares, i64 rows, i64 c_all, i64 threads) { \
+    bn_args_##S args = {.x = x, .shift = shift, .rows = rows, .c_all = c_all};                  \
+    return reduce_rows(bn_sums_chunk_##S, &args, &args.partial, rows, c_all, sum, sum_squares, threads); \
 }                                                                                               \
                                                                                                 \
-void bn_grad_sums_##S(const T *restrict dy, const T *restrict source, const T *restrict centre, \
-                      double *restrict sum_dy, double *restrict sum_dy_centred, i64 rows, i64 c_all) { \
-    for (i64 r = 0; r < rows; r++)                                                              \
+static void bn_scale_shift_chunk_##S(const void *args, i64 chunk) {                             \
+    const bn_args_##S *a = args;                                                                \
+    i64 c_all = a->c_all, start, stop;                                                          \
+    bn_rows_##S(a, chunk, &start, &stop);                                                       \
+    const T *restrict x = a->x, *restrict centre = a->centre, *restrict scale = a->scale, *restrict shift = a->shift; \
+    T *restrict out = a->out;                                                                   \
+    for (i64 r = start; r < stop; r++)                                                          \
+        for (i64 c = 0; c < c_all; c++)                                                         \
+            out[r * c_all + c] = (x[r * c_all + c] - centre[c]) * scale[c] + shift[c];          \
+}                                                                                               \
+void bn_scale_shift_##S(const T *source, const T *centre, const T *scale, const T *shift, T *out, \
+                        i64 rows, i64 c_all, i64 threads) {                                     \
+    bn_args_##S args = {.x = source, .centre = centre, .scale = scale, .shift = shift, .out = out, .rows = rows, .c_all = c_all}; \
+    run_chunks(bn_scale_shift_chunk_##S, &args, chunks_of(rows, rows_per_chunk(c_all)), threads); \
+}                                                                                               \
+                                                                                                \
+static void bn_grad_sums_chunk_##S(const void *args, i64 chunk) {                               \
+    const bn_args_##S *a = args;                                                                \
+    i64 c_all = a->c_all, start, stop;                                                          \
+    bn_rows_##S(a, chunk, &start, &stop);                                                       \
+    double *restrict sum_dy = a->partial + partial_stride(c_all) * chunk, *restrict sum_dy_centred = sum_dy + c_all; \
+    const T *restrict dy = a->dy, *restrict x = a->x, *restrict centre = a->centre;             \
+    for (i64 r = start; r < stop; r++)                                                          \
         for (i64 c = 0; c < c_all; c++) {                                                       \
             T g = dy[r * c_all + c];                                                            \
             sum_dy[c] += (double)g;                                                             \
-            sum_dy_centred[c] += (double)(g * (source[r * c_all + c] - centre[c]));             \
+            sum_dy_centred[c] += (double)(g * (x[r * c_all + c] - centre[c]));                  \
         }                                                                                       \
 }                                                                                               \
+int bn_grad_sums_##S(const T *dy, const T *source, const T *centre, double *sum_dy, double *sum_dy_centred, \
+                     i64 rows, i64 c_all, i64 threads) {                                        \
+    bn_args_##S args = {.x = source, .dy = dy, .centre = centre, .rows = rows, .c_all = c_all}; \
+    return reduce_rows(bn_grad_sums_chunk_##S, &args, &args.partial, rows, c_all, sum_dy, sum_dy_centred, threads); \
+}                                                                                               \
                                                                                                 \
-void bn_input_grad_##S(const T *restrict dy, const T *restrict source, const T *restrict centre, \
-                       const T *restrict scale, const T *restrict k_const, const T *restrict k_centred, \
-                       T *restrict dx, i64 rows, i64 c_all) {                                   \
-    for (i64 r = 0; r < rows; r++)                                                              \
+static void bn_input_grad_chunk_##S(const void *args, i64 chunk) {                              \
+    const bn_args_##S *a = args;                                                                \
+    i64 c_all = a->c_all, start, stop;                                                          \
+    bn_rows_##S(a, chunk, &start, &stop);                                                       \
+    const T *restrict dy = a->dy, *restrict x = a->x, *restrict centre = a->centre, *restrict scale = a->scale; \
+    const T *restrict k_const = a->k_const, *restrict k_centred = a->k_centred;                 \
+    T *restrict dx = a->out;                                                                    \
+    for (i64 r = start; r < stop; r++)                                                          \
         for (i64 c = 0; c < c_all; c++)                                                         \
-            dx[r * c_all + c] = dy[r * c_all + c] * scale[c] - k_const[c]                       \
-                                - (source[r * c_all + c] - centre[c]) * k_centred[c];           \
+            dx[r * c_all + c] = dy[r * c_all + c] * scale[c] - k_const[c] - (x[r * c_all + c] - centre[c]) * k_centred[c]; \
+}                                                                                               \
+void bn_input_grad_##S(const T *dy, const T *source, const T *centre, const T *scale, const T *k_const, \
+                       const T *k_centred, T *dx, i64 rows, i64 c_all, i64 threads) {           \
+    bn_args_##S args = {.x = source, .dy = dy, .centre = centre, .scale = scale, .k_const = k_const, \
+                        .k_centred = k_centred, .out = dx, .rows = rows, .c_all = c_all};       \
+    run_chunks(bn_input_grad_chunk_##S, &args, chunks_of(rows, rows_per_chunk(c_all)), threads); \
 }
 
 DEFINE_KERNELS(float, f32)

@@ -37,6 +37,18 @@ def channels_last(a) -> bool:
     return a.ndim == 4 and not a.flags.c_contiguous and a.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
+def flat_views(*arrays):
+    """Flat views of arrays of one dtype that hold their elements in the same order, sample
+    after sample (all C order, or all channels-last), else None: for element-wise kernels."""
+    if len({a.dtype for a in arrays}) != 1:
+        return None
+    if all(a.flags.c_contiguous for a in arrays):
+        return [a.reshape(-1) for a in arrays]
+    if all(a.ndim == 4 and channels_last(a) for a in arrays):
+        return [a.transpose(0, 2, 3, 1).reshape(-1) for a in arrays]
+    return None
+
+
 def empty_channels_last(shape, dtype, xp=np):
     """A new (N, C, H, W) array stored channels-last."""
     n, c, h, w = shape

@@ -3,8 +3,15 @@ written out is measured to be faster.
 
 The kernels are plain C (``_kernels.c``), built at install as an optional extension
 (``setup.py``) and called through ctypes, which releases the GIL, so
-``gradlearn.parallel``'s workers run them on every core, each over its own slice of the
-batch. Without a C compiler at install time, or with the environment variable
+``gradlearn.parallel``'s workers run the convolutions on every core, each over its own
+slice of the batch. The memory-bound kernels (ReLU, BatchNorm's four passes, residual sums,
+the SGD step) instead share each call with a team of C threads (``threads=``, chosen by
+``parallel.team_threads``): the call is cut into fixed chunks that the caller and the
+helpers take from one counter, with no Python or GIL per slice. A Python section costs
+about 50 us, the time of a whole 4 MB ReLU; on the team that ReLU went 0.46-0.50 -> 0.24-0.30
+ms (2 cores; PyTorch 0.25), and ResNet-20's training step 9% faster (alternating runs,
+paired medians, 0.91x the time). Chunks are cut by size and partial sums added in chunk
+order, so one thread or several give the same bits. Without a C compiler at install time, or with the environment variable
 ``GRADLEARN_COMPILED=0``, ``available()`` is False and every layer takes its NumPy path,
 which computes the same sums (the tests compare the two). No -ffast-math: NaN and
 infinity behave as in NumPy; sums may round differently (dot products are vectorised
@@ -136,6 +143,7 @@ def _load():
         else:
             try:
                 _library = ctypes.CDLL(spec.origin)
+                _library.team_chunks_helped.restype = ctypes.c_int64
                 vector_bytes = _library.vector_bytes()  # the width the build found on its machine
                 LANES.update({np.dtype(np.float32): vector_bytes // 4, np.dtype(np.float64): vector_bytes // 8})
             except (OSError, AttributeError) as error:  # a broken build: say so once, and run the NumPy paths
@@ -144,10 +152,17 @@ def _load():
     return _library
 
 
+def team_chunks_helped() -> int:
+    """How many chunks of kernel calls the team's helper threads have computed in this
+    process (the caller computes the rest): shows that a call was shared."""
+    _load()
+    return _library.team_chunks_helped() if _library else 0
+
+
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
 
-_ALLOCATING = {"direct_conv_forward", "direct_conv_backward", "conv_cl_forward", "conv_cl_weight_grad"}  # return -1 when malloc fails
+_ALLOCATING = {"direct_conv_forward", "direct_conv_backward", "conv_cl_forward", "conv_cl_weight_grad", "bn_sums", "bn_grad_sums"}  # return -1 when malloc fails
 
 
 def _call(name, *args, doubles=()):
@@ -271,35 +286,47 @@ def _max_pool_2x2_channels_last_grad(grad_output, first, grad_input):  # (N, H, 
     _call("max_pool_2x2_channels_last_grad", grad_output, first, grad_input, n, h, w, c, grad_output.shape[1], grad_output.shape[2])
 
 
-def _sgd_momentum(w, b, g, decay, momentum, lr):
+def _sgd_momentum(w, b, g, decay, momentum, lr, threads=1):
     """In place, one pass: b = momentum * b + (g + decay * w); w -= lr * b."""
     if not (w.shape == b.shape == g.shape and w.ndim == 1):
         raise ValueError(f"compiled.sgd_momentum: expected three flat vectors of one size, got {w.shape}, {b.shape}, {g.shape}")
-    _call("sgd_momentum", w, b, g, float(decay), float(momentum), float(lr), w.size)
+    _call("sgd_momentum", w, b, g, float(decay), float(momentum), float(lr), w.size, threads)
 
 
-def _relu(x, y):
-    _call("relu", x, y, x.size)
+def _same_size(name, *arrays):
+    if len({a.size for a in arrays}) != 1:
+        raise ValueError(f"compiled.{name}: expected arrays of one size, got shapes {[a.shape for a in arrays]}")
 
 
-def _relu_grad(grad_output, y, grad_input):
-    _call("relu_grad", grad_output, y, grad_input, y.size)
+def _relu(x, y, threads=1):
+    _same_size("relu", x, y)
+    _call("relu", x, y, x.size, threads)
 
 
-def _bn_sums(x, shift, total, sum_squares):
-    _call("bn_sums", x, shift, total, sum_squares, *x.shape, doubles=(2, 3))
+def _relu_grad(grad_output, y, grad_input, threads=1):
+    _same_size("relu_grad", grad_output, y, grad_input)
+    _call("relu_grad", grad_output, y, grad_input, y.size, threads)
 
 
-def _bn_scale_shift(source, centre, scale, shift, out):
-    _call("bn_scale_shift", source, centre, scale, shift, out, *source.shape)
+def _add(a, b, out, threads=1):
+    _same_size("add", a, b, out)
+    _call("add", a, b, out, a.size, threads)
 
 
-def _bn_grad_sums(grad_output, source, centre, sum_dy, sum_dy_centred):
-    _call("bn_grad_sums", grad_output, source, centre, sum_dy, sum_dy_centred, *grad_output.shape, doubles=(3, 4))
+def _bn_sums(x, shift, total, sum_squares, threads=1):
+    _call("bn_sums", x, shift, total, sum_squares, *x.shape, threads, doubles=(2, 3))
 
 
-def _bn_input_grad(grad_output, source, centre, scale, k_const, k_centred, grad_input):
-    _call("bn_input_grad", grad_output, source, centre, scale, k_const, k_centred, grad_input, *grad_output.shape)
+def _bn_scale_shift(source, centre, scale, shift, out, threads=1):
+    _call("bn_scale_shift", source, centre, scale, shift, out, *source.shape, threads)
+
+
+def _bn_grad_sums(grad_output, source, centre, sum_dy, sum_dy_centred, threads=1):
+    _call("bn_grad_sums", grad_output, source, centre, sum_dy, sum_dy_centred, *grad_output.shape, threads, doubles=(3, 4))
+
+
+def _bn_input_grad(grad_output, source, centre, scale, k_const, k_centred, grad_input, threads=1):
+    _call("bn_input_grad", grad_output, source, centre, scale, k_const, k_centred, grad_input, *grad_output.shape, threads)
 
 
 _KERNELS = {
@@ -314,6 +341,7 @@ _KERNELS = {
     "sgd_momentum": _sgd_momentum,
     "relu": _relu,
     "relu_grad": _relu_grad,
+    "add": _add,
     "bn_sums": _bn_sums,
     "bn_scale_shift": _bn_scale_shift,
     "bn_grad_sums": _bn_grad_sums,

@@ -27,7 +27,9 @@ at that level; ``GRADLEARN_NUM_WORKERS=1`` makes runs bit-identical.
 
 Which layers split: Conv2d, BatchNorm (in slices of channels, or of samples for a
 channels-last input), ReLU, MaxPool2d and residual sums (``add``), each when its call has
-at least ``MIN_WORK`` work. After any BLAS-threaded product, BLAS's
+at least ``MIN_WORK`` work. (With the compiled kernels, ReLU, a channels-last BatchNorm,
+``add`` and the SGD step hand their whole call to the kernels' own team of C threads
+instead, see ``team_threads``; such a call counts as a section for ``recently_active``.) After any BLAS-threaded product, BLAS's
 idle threads spin for about 0.1 s and take the workers' cores (W3 trained no faster than
 serially while its classifier head ran on BLAS's threads). So while the workers are
 *recently active* (a split ended within ``RECENT`` seconds), every other call also keeps
@@ -53,10 +55,12 @@ import time
 
 import numpy as np
 
-from .backend import array_module
+from . import compiled
+from .backend import array_module, flat_views
 
 MIN_WORK = 1 << 20  # below this much work per call (elements or multiply-adds), starting the workers costs more than it saves
 MIN_ACTIVE_WORK = 1 << 18  # ... and below this, a hand-off costs more than it saves while they are active anyway
+MIN_TEAM_WORK = 1 << 17  # elements below which a compiled kernel runs on its caller's thread alone (see team_threads)
 
 _section = threading.Lock()  # held while a parallel section runs
 _pool = None  # the _PinnedPool of worker threads
@@ -177,6 +181,23 @@ def over_batch(n: int, work: int, fn, xp=np, *, follower: bool = False):
     return [first] + [part.value() for part in pending]
 
 
+def team_threads(work: int, *, follower: bool = False) -> int:
+    """How many threads one call of a compiled element-wise kernel may share (the team of
+    helper threads in ``_kernels.c``, which take chunks of the call beside its caller: no
+    Python and no GIL per slice, so a 4 MB ReLU gains from the second core where a section
+    here would cost its time): ``num_workers()`` for ``work`` (elements) of at least
+    MIN_TEAM_WORK, outside a parallel section; 1 inside one (the call comes from a slice,
+    which already has its core) or for less work. A shared call counts as the workers
+    being active (``recently_active``), as a section would, unless it is a ``follower``
+    (the optimizer's step, which follows whatever the layers did)."""
+    if work < MIN_TEAM_WORK or _section.locked():
+        return 1
+    threads = num_workers()
+    if threads > 1 and not follower:
+        _mark_section()
+    return threads
+
+
 def add(a, b):
     """a + b for two arrays of one shape, as a new array in a's layout, computed in slices
     of the batch (axis 0) on the workers when large (``over_batch``); on the GPU one
@@ -188,7 +209,11 @@ def add(a, b):
         xp = array_module(a)
         return xp.add(a, b, out=xp.empty_like(a, dtype=np.result_type(a.dtype, b.dtype)))
     out = np.empty_like(a, dtype=np.result_type(a, b))
-    over_batch(len(a), a.size, lambda start, stop: np.add(a[start:stop], b[start:stop], out=out[start:stop]))
+    flat = flat_views(a, b, out) if compiled.available() else None
+    if flat is not None:
+        compiled.kernel("add")(*flat, threads=team_threads(a.size))
+    else:
+        over_batch(len(a), a.size, lambda start, stop: np.add(a[start:stop], b[start:stop], out=out[start:stop]))
     return out
 
 

@@ -281,7 +281,10 @@ class _BatchNorm(Module):
     # inputs split their samples over the cores, each slice adding its partial sums (in
     # slice order). Measured on 64x16x32x32 float32 (2 cores): forward 2.1-2.3 ms and
     # backward 2.3-2.5 ms, about the contiguous path's 1.9-2.2 and 2.2-2.3; the channel
-    # slices of a channels-last array took 6.3 ms forward.
+    # slices of a channels-last array took 6.3 ms forward. With the compiled kernels each
+    # pass is one kernel call over all the rows, shared by the kernels' team of threads
+    # (gradlearn.compiled): 64x16x32x32, forward 1.3-1.4 -> 1.1-1.3 ms, backward 1.6-1.8 ->
+    # 1.2-1.7 ms; 64x64x8x8, 0.6-0.7 -> 0.4-0.6 and 0.6 -> 0.4 ms (alternating runs).
 
     def _ones(self, length, dtype):
         """``length`` ones, kept between calls (per-channel sums are ``ones @ rows``)."""
@@ -312,12 +315,9 @@ class _BatchNorm(Module):
             inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
             scale = inv_std * self.weight.data if self.affine else inv_std
             if compiled.available():  # (x - mu) * scale + beta in one compiled pass (NumPy: two)
-                as2d, scale_shift = self._row_helpers(L, c, x.dtype)[1], compiled.kernel("bn_scale_shift")
                 centre, scale = self.running_mean.astype(x.dtype), np.asarray(scale, x.dtype)
                 beta = self.bias.data.astype(x.dtype) if self.affine else np.zeros(c, x.dtype)
-
-                def affine_slice(start, stop):
-                    scale_shift(as2d(rows[start:stop]), centre, scale, beta, as2d(y_rows[start:stop]))
+                compiled.kernel("bn_scale_shift")(as2d(rows), centre, scale, beta, as2d(y_rows), threads=parallel.team_threads(x.size))
             else:
                 shift = -self.running_mean * scale + (self.bias.data if self.affine else 0)
                 scale_t, shift_t = tiled(scale), tiled(shift)
@@ -326,7 +326,7 @@ class _BatchNorm(Module):
                     np.multiply(rows[start:stop], scale_t, out=y_rows[start:stop])
                     y_rows[start:stop] += shift_t
 
-            parallel.over_batch(n, 2 * x.size, affine_slice, np)
+                parallel.over_batch(n, 2 * x.size, affine_slice, np)
             kept = (x, self.running_mean.copy())  # for dE/dgamma
             self._cache = ("running, channels-last", kept, inv_std.astype(x.dtype, copy=False), count, x.shape)
             return y
@@ -372,27 +372,17 @@ class _BatchNorm(Module):
         ResNet-20's 64x16x32x32 (2-core CPU, alternating runs): forward 2.3-2.7 -> 1.3-1.6 ms."""
         n, c, h, w = x.shape
         as2d = self._row_helpers(h * w, c, x.dtype)[1]
+        threads = parallel.team_threads(x.size)
         shift = np.ascontiguousarray(x[0, :, 0, 0])
-        sums = compiled.kernel("bn_sums")
-
-        def sums_slice(start, stop):
-            s = np.zeros((2, c))
-            sums(as2d(rows[start:stop]), shift, s[0], s[1])
-            return s[0], s[1]
-
-        s1, s2 = self._sum_in_order(parallel.over_batch(n, x.size, sums_slice, np))
+        s1, s2 = np.zeros(c), np.zeros(c)
+        compiled.kernel("bn_sums")(as2d(rows), shift, s1, s2, threads=threads)
         mean_shifted = s1 / count
         var = np.maximum(s2 / count - mean_shifted * mean_shifted, 0.0)
         mean = (shift + mean_shifted).astype(x.dtype)
         inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
         scale = (inv_std * self.weight.data if self.affine else inv_std).astype(x.dtype, copy=False)
         beta = self.bias.data if self.affine else np.zeros(c, x.dtype)
-        scale_shift = compiled.kernel("bn_scale_shift")
-
-        def normalise_slice(start, stop):
-            scale_shift(as2d(rows[start:stop]), mean, scale, beta, as2d(y_rows[start:stop]))
-
-        parallel.over_batch(n, 2 * x.size, normalise_slice, np)
+        compiled.kernel("bn_scale_shift")(as2d(rows), mean, scale, beta, as2d(y_rows), threads=threads)
         if self.training and self.track_running_stats:
             self._update_running(mean, var.astype(x.dtype), count)
         self._cache = ("batch of x, channels-last", (x, mean), inv_std, count, x.shape)
@@ -416,6 +406,7 @@ class _BatchNorm(Module):
         batch = mode.startswith("batch")
         need_sums = batch or (self.affine and (self.weight.requires_grad or self.bias.requires_grad))
         fused = compiled.available()  # one compiled pass for the sums, one for dE/dx (gradlearn.compiled)
+        threads = parallel.team_threads(grad_output.size)
         source, mean = (kept, None) if mode.startswith("batch,") else kept  # x - mu, or x and mu
         source_rows = source.transpose(0, 2, 3, 1).reshape(n, L * c)
         centre = np.zeros(c, dtype) if mean is None else np.asarray(mean, dtype)  # the kernels read source - centre
@@ -423,15 +414,16 @@ class _BatchNorm(Module):
             ones = self._ones(n * L, dtype)
 
             def sums_slice(start, stop):  # sum dy and sum dy * source (the product in grad_input, overwritten below)
-                if fused:
-                    sums = np.zeros((2, c))
-                    compiled.kernel("bn_grad_sums")(as2d(dy_rows[start:stop]), as2d(source_rows[start:stop]), centre, sums[0], sums[1])
-                    return sums[0].astype(dtype), sums[1].astype(dtype)
                 np.multiply(dy_rows[start:stop], source_rows[start:stop], out=gi_rows[start:stop])
                 front = ones[: (stop - start) * L]
                 return front @ as2d(dy_rows[start:stop]), front @ as2d(gi_rows[start:stop])
 
-            sum_dy, sum_dy_source = self._sum_in_order(parallel.over_batch(n, 2 * grad_output.size, sums_slice, np))
+            if fused:
+                sums = np.zeros((2, c))
+                compiled.kernel("bn_grad_sums")(as2d(dy_rows), as2d(source_rows), centre, sums[0], sums[1], threads=threads)
+                sum_dy, sum_dy_source = sums.astype(dtype)
+            else:
+                sum_dy, sum_dy_source = self._sum_in_order(parallel.over_batch(n, 2 * grad_output.size, sums_slice, np))
             if mean is not None and not fused:
                 sum_dy_source = sum_dy_source - mean * sum_dy
             sum_dy_xhat = sum_dy_source * inv_std
@@ -439,11 +431,9 @@ class _BatchNorm(Module):
         if batch and fused:  # scale * (dy - mean(dy)) - (x - mu) * scale * inv * mean(dy * xhat), one pass
             k_centred = (scale * inv_std * sum_dy_xhat * (1.0 / count)).astype(dtype, copy=False)
             k_const = (scale * sum_dy * (1.0 / count)).astype(dtype, copy=False)
-            input_grad, scale_c = compiled.kernel("bn_input_grad"), np.asarray(scale, dtype)
-
-            def grad_slice(start, stop):
-                rows = slice(start, stop)
-                input_grad(as2d(dy_rows[rows]), as2d(source_rows[rows]), centre, scale_c, k_const, k_centred, as2d(gi_rows[rows]))
+            compiled.kernel("bn_input_grad")(as2d(dy_rows), as2d(source_rows), centre, np.asarray(scale, dtype), k_const, k_centred,
+                                             as2d(gi_rows), threads=threads)
+            grad_slice = None
         elif batch:
             k_centred = tiled(scale * inv_std * sum_dy_xhat * (1.0 / count))
             k_const = tiled(scale * sum_dy * (1.0 / count))
@@ -459,7 +449,8 @@ class _BatchNorm(Module):
             def grad_slice(start, stop):  # y is affine in x
                 np.multiply(dy_rows[start:stop], scale_t, out=gi_rows[start:stop])
 
-        parallel.over_batch(n, 3 * grad_output.size, grad_slice, np)
+        if grad_slice is not None:
+            parallel.over_batch(n, 3 * grad_output.size, grad_slice, np)
         if self.affine:
             if self.weight.requires_grad:
                 self.weight.grad += sum_dy_xhat

@@ -510,8 +510,8 @@ class SGD(Optimizer):
         """The common case in one pass over the flat vector: momentum with no dampening and
         no Nesterov, no L1, one learning rate and one L2 decay for every element. On the GPU
         one kernel (gpu_kernels 'sgd_momentum': the same formulas as below, without their
-        six launches); on the CPU the compiled kernel (``gradlearn.compiled``) over slices of
-        the vector on the workers, reading w, b and g and writing w and b once where NumPy
+        six launches); on the CPU the compiled kernel (``gradlearn.compiled``), its chunks shared
+        by the kernels' team (``parallel.team_threads``), reading w, b and g and writing w and b once where NumPy
         makes four passes (W1's 670k parameters, alternating runs: 1.75-1.96 -> 0.88-1.07 ms).
         False (nothing done) where it does not apply."""
         on_cpu = array_module(self.flat.data) is np
@@ -528,11 +528,7 @@ class SGD(Optimizer):
             return False
         w, g, b = self.flat.data, self.flat.grad, self.state["momentum_buffer"]
         if on_cpu:
-            step = compiled.kernel("sgd_momentum")
-            # a follower: split only where the network's layers run on the workers (an MLP
-            # on BLAS's threads would otherwise move its products onto them, see Linear)
-            parallel.over_batch(w.size, 5 * w.size, lambda start, stop: step(w[start:stop], b[start:stop], g[start:stop], decay, momentum, lr),
-                                follower=True)
+            compiled.kernel("sgd_momentum")(w, b, g, decay, momentum, lr, threads=parallel.team_threads(w.size, follower=True))
             return True
         t = w.dtype.type
         kernel("sgd_momentum")(g, t(decay), t(momentum), t(lr), w, b)
