@@ -818,8 +818,24 @@ int direct_conv_backward_##S(const T *x, const T *dy, const T *w, T *dw, T *db, 
 DEFINE_DIRECT(float, f32, (VBYTES / 4))
 DEFINE_DIRECT(double, f64, (VBYTES / 8))
 
-/* An importable (empty) module, so that setuptools builds and installs this file like any
- * extension; gradlearn.compiled loads the same file with ctypes to call the kernels. */
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", "gradlearn's compiled CPU kernels (called through ctypes).", -1, NULL};
+/* The module Python imports: setuptools builds and installs this file like any extension,
+ * and gradlearn.compiled loads the same file with ctypes to call the kernels. Its one
+ * function gives an array's address for those calls: NumPy's a.ctypes.data took 3 us an
+ * array on the machine we measured (a ResNet-20 step passes about 900 arrays). */
+static PyObject *address(PyObject *self, PyObject *array) {
+    (void)self;
+    Py_buffer view;
+    if (PyObject_GetBuffer(array, &view, PyBUF_SIMPLE) != 0) return NULL; /* only C-contiguous buffers */
+    PyObject *result = PyLong_FromVoidPtr(view.buf);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"address", address, METH_O, "address(array) -> int: where a C-contiguous array's data starts."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", "gradlearn's compiled CPU kernels (called through ctypes).", -1, methods};
 
 PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }
