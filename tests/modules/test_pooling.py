@@ -135,6 +135,21 @@ def test_adaptive_global_pool_is_the_mean():
     np.testing.assert_allclose(gl.AdaptiveAvgPool2d(1)(x)[:, :, 0, 0], x.mean(axis=(2, 3)))
 
 
+@pytest.mark.parametrize("out", [1, 2])
+def test_adaptive_pool_gives_a_channels_last_input_its_gradient_channels_last(out):
+    """After a pixel-major convolution (ResNet's last block) the pool's input is
+    channels-last; dE/dx comes back so, and the ReLU before it reads both in one pass."""
+    x = np.random.default_rng(6).standard_normal((3, 4, 6, 6))
+    pool = gl.AdaptiveAvgPool2d(out)
+    y = pool(x)
+    grad = np.random.default_rng(7).standard_normal(y.shape)
+    expected = pool.backward(grad)
+    pool(to_channels_last(x))
+    dx = pool.backward(grad)
+    assert channels_last(dx)
+    np.testing.assert_array_equal(dx, expected)
+
+
 def test_pools_keep_float32_and_returned_arrays():
     rng = np.random.default_rng(5)
     for pool in (gl.MaxPool2d(2), gl.MaxPool2d(3, 2, 1), gl.AvgPool2d(2), gl.AvgPool2d(3, 2, 1), gl.LPPool2d(2, 2), gl.AdaptiveAvgPool2d(3)):

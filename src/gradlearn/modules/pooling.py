@@ -405,6 +405,7 @@ class AdaptiveAvgPool2d(Module):
         self.output_size = tuple(None if s is None else int(s) for s in output_size)
         self._matrices = {}
         self._shapes = None
+        self._x_channels_last = False
 
     @staticmethod
     def _averaging(size_in, size_out, dtype):
@@ -441,6 +442,7 @@ class AdaptiveAvgPool2d(Module):
             a = self._matrix(h, w, ho, wo, x.dtype, xp)
             y = (x.reshape(n * c, h * w) @ a.T).reshape(n, c, ho, wo)
         self._shapes = (x.shape, y.shape)
+        self._x_channels_last = channels_last(x)
         return y
 
     def backward(self, grad_output):
@@ -452,8 +454,12 @@ class AdaptiveAvgPool2d(Module):
             kh, kw = h // ho, w // wo
             if kh == 1 and kw == 1:
                 return grad_output.copy()
-            grad_input = xp.empty((n, c, h, w), dtype=grad_output.dtype)
             scaled = grad_output * (1.0 / (kh * kw))
+            if self._x_channels_last:  # dE/dx in x's layout, so the layer before (a ReLU) reads both alike
+                grad_input = empty_channels_last((n, c, h, w), grad_output.dtype, xp)
+                xp.copyto(grad_input.transpose(0, 2, 3, 1).reshape(n, ho, kh, wo, kw, c), scaled.transpose(0, 2, 3, 1)[:, :, None, :, None, :])
+                return grad_input
+            grad_input = xp.empty((n, c, h, w), dtype=grad_output.dtype)
             xp.copyto(grad_input.reshape(n, c, ho, kh, wo, kw), scaled[:, :, :, None, :, None])
             return grad_input
         a = self._matrix(h, w, ho, wo, grad_output.dtype, xp)
