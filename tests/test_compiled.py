@@ -187,6 +187,7 @@ def _relu_on_the_team(x):
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # Python 3.12+: the fork is the point
 def test_a_forked_child_starts_a_team_of_its_own():
     """A child forked after the helpers started has none of them; it must not wait for them."""
     import multiprocessing

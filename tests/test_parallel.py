@@ -237,6 +237,7 @@ def test_layers_called_from_two_threads_at_once_are_right_and_restore_blas(worke
 
 @needs_blas_control
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # Python 3.12+: the fork is the point
 def test_a_forked_child_computes_with_its_own_workers(workers):
     """A child forked after the pool started (multiprocessing's default on Linux) would
     otherwise wait forever for threads that do not exist in it."""
