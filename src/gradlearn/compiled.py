@@ -8,10 +8,12 @@ slice of the batch. The memory-bound kernels (ReLU, BatchNorm's four passes, res
 the SGD step) instead share each call with a team of C threads (``threads=``, chosen by
 ``parallel.team_threads``): the call is cut into fixed chunks that the caller and the
 helpers take from one counter, with no Python or GIL per slice. A Python section costs
-about 50 us, the time of a whole 4 MB ReLU; on the team that ReLU went 0.46-0.50 -> 0.24-0.30
-ms (2 cores; PyTorch 0.25), and ResNet-20's training step 9% faster (alternating runs,
-paired medians, 0.91x the time). Chunks are cut by size and partial sums added in chunk
-order, so one thread or several give the same bits. Without a C compiler at install time, or with the environment variable
+about 50 us, the time of a whole 4 MB ReLU; on the team that ReLU went 0.46-0.50 ->
+0.24-0.30 ms (2 cores; PyTorch 0.25), and ResNet-20's training step took 0.89-0.91x the
+time (alternating runs, medians of paired ratios). Chunks are cut by size and partial sums added in chunk
+order, so one thread or several give the same bits.
+
+Without a C compiler at install time, or with the environment variable
 ``GRADLEARN_COMPILED=0``, ``available()`` is False and every layer takes its NumPy path,
 which computes the same sums (the tests compare the two). No -ffast-math: NaN and
 infinity behave as in NumPy; sums may round differently (dot products are vectorised
