@@ -413,6 +413,8 @@ DEFINE_KERNELS(double, f64)
 
 int vector_bytes(void) { return VBYTES; }
 
+#define SAMPLES_PER_CHUNK 4 /* the team's chunks of a convolution's forward and scattered dE/dx */
+
 #define DEFINE_CONV_CL(T, S, LANES)                                                             \
 typedef T V_##S __attribute__((vector_size(VBYTES)));                                           \
 typedef T VU_##S __attribute__((vector_size(VBYTES), aligned(sizeof(T))));                      \
@@ -486,7 +488,7 @@ static const T *conv_cl_sample_##S(const T *x, i64 n, i64 h, i64 wd, i64 c, T *p
 /* y (N, ho, wo, q) = correlation of x (N, h, wd, c) zero-padded to (hp, wp) (image at (top,  \
  * left)) with w (kh, kw, c, q), plus bias (q,) unless NULL; stride (sh, sw), dilation         \
  * (dil_h, dil_w); q % LANES == 0. Returns -1 when the padded copy cannot be allocated. */    \
-int conv_cl_forward_##S(const T *x, const T *w, const T *bias, T *y, i64 n_all, i64 h, i64 wd,  \
+static int conv_cl_forward_part_##S(const T *x, const T *w, const T *bias, T *y, i64 n_all, i64 h, i64 wd, \
                         i64 c, i64 q, i64 kh, i64 kw, i64 ho, i64 wo, i64 sh, i64 sw,           \
                         i64 dil_h, i64 dil_w, i64 top, i64 left, i64 hp, i64 wp) {              \
     i64 cr = dil_w == 1 ? kw * c : c, kwr = dil_w == 1 ? 1 : kw;                                \
@@ -512,7 +514,7 @@ int conv_cl_forward_##S(const T *x, const T *w, const T *bias, T *y, i64 n_all, 
  * (N, ho, wo, q) and wt (kh, kw, q, c) (w with its two channel axes swapped); c % LANES == 0. \
  * Each tap scatters: for output row a, dE/dy's pixels times the tap's (q, c) matrix, summed   \
  * over q in registers, are added to the input pixels they came from (sw*c values apart). */   \
-void conv_cl_input_grad_##S(const T *dy, const T *wt, T *dxpad, i64 n_all, i64 hp, i64 wp, i64 c, \
+static void conv_cl_input_grad_part_##S(const T *dy, const T *wt, T *dxpad, i64 n_all, i64 hp, i64 wp, i64 c, \
                             i64 q, i64 kh, i64 kw, i64 ho, i64 wo, i64 sh, i64 sw, i64 dil_h,   \
                             i64 dil_w) {                                                        \
     for (i64 n = 0; n < n_all; n++)                                                             \
@@ -582,7 +584,7 @@ INLINE void conv_cl_grad_rows_##S(const T *xt, const T *da, T *dt, i64 cr, i64 q
  * and dy (N, ho, wo, q); q % LANES == 0. Bands of about 32 output pixels, whose x and dE/dy \
  * rows stay in L1 while every tap reads them. Returns -1 when the padded copy cannot be      \
  * allocated. */                                                                                \
-int conv_cl_weight_grad_##S(const T *x, const T *dy, T *dw, i64 n_all, i64 h, i64 wd, i64 c,     \
+static int conv_cl_weight_grad_part_##S(const T *x, const T *dy, T *dw, i64 n_all, i64 h, i64 wd, i64 c, \
                             i64 q, i64 kh, i64 kw, i64 ho, i64 wo, i64 sh, i64 sw, i64 dil_h,   \
                             i64 dil_w, i64 top, i64 left, i64 hp, i64 wp) {                     \
     i64 cr = dil_w == 1 ? kw * c : c, kwr = dil_w == 1 ? 1 : kw;                                \
@@ -608,6 +610,82 @@ int conv_cl_weight_grad_##S(const T *x, const T *dy, T *dw, i64 n_all, i64 h, i6
     }                                                                                           \
     free(pad);                                                                                  \
     return 0;                                                                                   \
+}                                                                                               \
+                                                                                                \
+/* The three kernels above on the kernels' team (run_chunks), in chunks of samples (a fixed     \
+ * number per chunk, so the result does not depend on the threads): the forward and the         \
+ * scattered input gradient write each sample's own output; the weight gradient keeps one       \
+ * partial dE/dW per chunk of a quarter of the batch (the first adds into dw), added in         \
+ * chunk order. Returns -1 when a padded copy or the partials cannot be allocated. */           \
+                                                                                                \
+typedef struct {                                                                                \
+    const T *x, *w, *bias, *dy;                                                                 \
+    T *y, *dw, *dxpad, *partial;                                                                \
+    i64 n_all, per_chunk, h, wd, c, q, kh, kw, ho, wo, sh, sw, dil_h, dil_w, top, left, hp, wp; \
+    _Atomic int failed;                                                                         \
+} conv_team_args_##S;                                                                           \
+                                                                                                \
+static i64 conv_chunk_samples_##S(const conv_team_args_##S *a, i64 chunk, i64 *start) {         \
+    *start = chunk * a->per_chunk;                                                              \
+    return a->n_all - *start < a->per_chunk ? a->n_all - *start : a->per_chunk;                 \
+}                                                                                               \
+                                                                                                \
+static void conv_cl_forward_chunk_##S(const void *args, i64 chunk) {                            \
+    conv_team_args_##S *a = (conv_team_args_##S *)args;                                         \
+    i64 start, count = conv_chunk_samples_##S(a, chunk, &start);                                \
+    if (conv_cl_forward_part_##S(a->x + start * a->h * a->wd * a->c, a->w, a->bias, a->y + start * a->ho * a->wo * a->q, \
+                                 count, a->h, a->wd, a->c, a->q, a->kh, a->kw, a->ho, a->wo, a->sh, a->sw, a->dil_h, \
+                                 a->dil_w, a->top, a->left, a->hp, a->wp) != 0)                 \
+        atomic_store(&a->failed, 1);                                                            \
+}                                                                                               \
+int conv_cl_forward_##S(const T *x, const T *w, const T *bias, T *y, i64 n_all, i64 h, i64 wd, i64 c, i64 q, \
+                        i64 kh, i64 kw, i64 ho, i64 wo, i64 sh, i64 sw, i64 dil_h, i64 dil_w, i64 top, i64 left, \
+                        i64 hp, i64 wp, i64 threads) {                                          \
+    conv_team_args_##S a = {.x = x, .w = w, .bias = bias, .y = y, .n_all = n_all, .per_chunk = SAMPLES_PER_CHUNK, \
+                            .h = h, .wd = wd, .c = c, .q = q, .kh = kh, .kw = kw, .ho = ho, .wo = wo, .sh = sh, .sw = sw, \
+                            .dil_h = dil_h, .dil_w = dil_w, .top = top, .left = left, .hp = hp, .wp = wp}; \
+    run_chunks(conv_cl_forward_chunk_##S, &a, chunks_of(n_all, a.per_chunk), threads);          \
+    return atomic_load(&a.failed) ? -1 : 0;                                                     \
+}                                                                                               \
+                                                                                                \
+static void conv_cl_input_grad_chunk_##S(const void *args, i64 chunk) {                         \
+    const conv_team_args_##S *a = args;                                                         \
+    i64 start, count = conv_chunk_samples_##S(a, chunk, &start);                                \
+    conv_cl_input_grad_part_##S(a->dy + start * a->ho * a->wo * a->q, a->w, a->dxpad + start * a->hp * a->wp * a->c, \
+                                count, a->hp, a->wp, a->c, a->q, a->kh, a->kw, a->ho, a->wo, a->sh, a->sw, a->dil_h, a->dil_w); \
+}                                                                                               \
+void conv_cl_input_grad_##S(const T *dy, const T *wt, T *dxpad, i64 n_all, i64 hp, i64 wp, i64 c, i64 q, i64 kh, \
+                            i64 kw, i64 ho, i64 wo, i64 sh, i64 sw, i64 dil_h, i64 dil_w, i64 threads) { \
+    conv_team_args_##S a = {.dy = dy, .w = wt, .dxpad = dxpad, .n_all = n_all, .per_chunk = SAMPLES_PER_CHUNK, \
+                            .hp = hp, .wp = wp, .c = c, .q = q, .kh = kh, .kw = kw, .ho = ho, .wo = wo, .sh = sh, \
+                            .sw = sw, .dil_h = dil_h, .dil_w = dil_w};                          \
+    run_chunks(conv_cl_input_grad_chunk_##S, &a, chunks_of(n_all, a.per_chunk), threads);       \
+}                                                                                               \
+                                                                                                \
+static void conv_cl_weight_grad_chunk_##S(const void *args, i64 chunk) {                        \
+    conv_team_args_##S *a = (conv_team_args_##S *)args;                                         \
+    i64 start, count = conv_chunk_samples_##S(a, chunk, &start);                                \
+    T *target = chunk == 0 ? a->dw : a->partial + (chunk - 1) * a->kh * a->kw * a->c * a->q;    \
+    if (conv_cl_weight_grad_part_##S(a->x + start * a->h * a->wd * a->c, a->dy + start * a->ho * a->wo * a->q, target, \
+                                     count, a->h, a->wd, a->c, a->q, a->kh, a->kw, a->ho, a->wo, a->sh, a->sw, \
+                                     a->dil_h, a->dil_w, a->top, a->left, a->hp, a->wp) != 0)   \
+        atomic_store(&a->failed, 1);                                                            \
+}                                                                                               \
+int conv_cl_weight_grad_##S(const T *x, const T *dy, T *dw, i64 n_all, i64 h, i64 wd, i64 c, i64 q, i64 kh, \
+                            i64 kw, i64 ho, i64 wo, i64 sh, i64 sw, i64 dil_h, i64 dil_w, i64 top, i64 left, \
+                            i64 hp, i64 wp, i64 threads) {                                      \
+    i64 per_chunk = chunks_of(n_all, 4), chunks = chunks_of(n_all, per_chunk), size = kh * kw * c * q; \
+    conv_team_args_##S a = {.x = x, .dy = dy, .dw = dw, .n_all = n_all, .per_chunk = per_chunk, .h = h, .wd = wd, \
+                            .c = c, .q = q, .kh = kh, .kw = kw, .ho = ho, .wo = wo, .sh = sh, .sw = sw, \
+                            .dil_h = dil_h, .dil_w = dil_w, .top = top, .left = left, .hp = hp, .wp = wp}; \
+    if (chunks > 1 && !(a.partial = calloc((size_t)((chunks - 1) * size), sizeof(T)))) return -1; \
+    run_chunks(conv_cl_weight_grad_chunk_##S, &a, chunks, threads);                             \
+    for (i64 k = 1; k < chunks; k++) {                                                          \
+        const T *restrict part = a.partial + (k - 1) * size;                                    \
+        for (i64 i = 0; i < size; i++) dw[i] += part[i];                                        \
+    }                                                                                           \
+    free(a.partial);                                                                            \
+    return atomic_load(&a.failed) ? -1 : 0;                                                     \
 }
 
 DEFINE_CONV_CL(float, f32, (VBYTES / 4))

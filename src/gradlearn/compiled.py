@@ -228,27 +228,27 @@ def _conv_cl_geometry(name, x, pads, kernel, stride, dilation):
     return (m, h, w, c), (top, left, hp, wp), (ho, wo)
 
 
-def _conv_cl_forward(x, pads, weight, bias, out, kernel, stride, dilation):
+def _conv_cl_forward(x, pads, weight, bias, out, kernel, stride, dilation, threads=1):
     """out (m*Ho*Wo, Q) = the correlation of x (m, H, W, C), channels-last, zero-padded by
     pads (top, bottom, left, right) (the kernel pads one sample at a time), with weight
     (kh*kw*C, Q) (rows (i, j, c)), plus bias (Q,) unless None; Q a multiple of LANES."""
     (m, h, w, c), padding, (ho, wo) = _conv_cl_geometry("conv_cl_forward", x, pads, kernel, stride, dilation)
     q = weight.shape[1]
     _check_conv_cl("conv_cl_forward", x, {"weight": (weight, (kernel[0] * kernel[1] * c, q)), "output": (out, (m * ho * wo, q))}, q)
-    _call("conv_cl_forward", x, weight, bias, out, m, h, w, c, q, *kernel, ho, wo, *stride, *dilation, *padding)
+    _call("conv_cl_forward", x, weight, bias, out, m, h, w, c, q, *kernel, ho, wo, *stride, *dilation, *padding, threads)
 
 
-def _conv_cl_weight_grad(x, pads, grad_output, grad_weight, kernel, stride, dilation):
+def _conv_cl_weight_grad(x, pads, grad_output, grad_weight, kernel, stride, dilation, threads=1):
     """grad_weight (kh*kw*C, Q) += the weight gradient of that correlation, from x (m, H, W,
     C) (padded as there) and grad_output (m*Ho*Wo, Q); Q a multiple of LANES."""
     (m, h, w, c), padding, (ho, wo) = _conv_cl_geometry("conv_cl_weight_grad", x, pads, kernel, stride, dilation)
     q = grad_weight.shape[1]
     _check_conv_cl("conv_cl_weight_grad", x,
                    {"weight gradient": (grad_weight, (kernel[0] * kernel[1] * c, q)), "output gradient": (grad_output, (m * ho * wo, q))}, q)
-    _call("conv_cl_weight_grad", x, grad_output, grad_weight, m, h, w, c, q, *kernel, ho, wo, *stride, *dilation, *padding)
+    _call("conv_cl_weight_grad", x, grad_output, grad_weight, m, h, w, c, q, *kernel, ho, wo, *stride, *dilation, *padding, threads)
 
 
-def _conv_cl_input_grad(grad_output, weight_t, grad_padded, kernel, stride, dilation):
+def _conv_cl_input_grad(grad_output, weight_t, grad_padded, kernel, stride, dilation, threads=1):
     """grad_padded (m, Hp, Wp, C) += the input gradient of that correlation (any stride),
     from grad_output (m*Ho*Wo, Q) and weight_t (kh*kw*Q, C) (rows (i, j, o)); C a multiple
     of LANES."""
@@ -257,7 +257,7 @@ def _conv_cl_input_grad(grad_output, weight_t, grad_padded, kernel, stride, dila
     q = grad_output.shape[1]
     _check_conv_cl("conv_cl_input_grad", grad_padded,
                    {"weight": (weight_t, (kernel[0] * kernel[1] * q, c)), "output gradient": (grad_output, (m * ho * wo, q))}, c)
-    _call("conv_cl_input_grad", grad_output, weight_t, grad_padded, m, hp, wp, c, q, *kernel, ho, wo, *stride, *dilation)
+    _call("conv_cl_input_grad", grad_output, weight_t, grad_padded, m, hp, wp, c, q, *kernel, ho, wo, *stride, *dilation, threads)
 
 
 def _check_conv_cl(name, image, expected, vector_channels):

@@ -10,7 +10,9 @@ import gradlearn as gl
 from gradlearn import compiled
 from gradlearn.modules import conv as conv_module
 
-from ..conftest import assert_close, needs_compiled
+from gradlearn import parallel
+
+from ..conftest import assert_close, needs_compiled, to_channels_last
 
 
 def _torch():
@@ -232,6 +234,57 @@ def test_blocked_kernels_match_the_gemm_path(c_in, args, size, kernels, dtype, t
     gemm = gl.Conv2d(c_in, **args, dtype=dtype, generator=3)
     gemm.input_grad = True
     _assert_twin_agrees(gemm, blocked, x, y, g, grads[1], tol)
+
+
+@pytest.mark.parametrize(
+    "c_in, args",
+    [
+        (16, dict(out_channels=16, kernel_size=3, padding=1)),
+        (16, dict(out_channels=32, kernel_size=3, stride=2, padding=1, bias=False)),  # dE/dx by the scatter
+        (20, dict(out_channels=10, kernel_size=(2, 3), stride=(1, 2), padding=(0, 1), dilation=(2, 1))),
+    ],
+)
+def test_a_channels_last_input_shares_each_kernel_call_with_the_team(c_in, args, monkeypatch):
+    """A channels-last input (the output of the layer before) runs whole, each blocked
+    kernel's chunks of samples shared by the kernels' team instead of slices on the
+    workers: one thread or two give the same bits (9 samples: chunks of 4, 4 and 1; the
+    weight gradient's per-chunk partials added in chunk order), and the GEMM path's result."""
+    needs_compiled()
+    rng = np.random.default_rng(12)
+    x = to_channels_last(rng.standard_normal((9, c_in, 10, 9)).astype(np.float32))
+    layer = gl.Conv2d(c_in, **args, generator=4)
+    layer.input_grad = True
+    g = rng.standard_normal(layer(x).shape).astype(np.float32)
+
+    def no_slices(*args, **kwargs):
+        raise AssertionError("the layer split its batch over the Python workers")
+
+    monkeypatch.setattr(parallel, "over_batch", no_slices)
+    monkeypatch.setattr(parallel, "MIN_TEAM_WORK", 1)
+    runs = []
+    for workers in (1, 2, 2):
+        parallel.set_num_workers(workers)
+        twin = layer.copy()
+        y = twin(x)
+        runs.append((y, twin.backward(g), twin.weight.grad.copy(), None if twin.bias is None else twin.bias.grad.copy()))
+    parallel.set_num_workers(None)
+    for run in runs[1:]:
+        for got, expected in zip(run, runs[0]):
+            if expected is not None:
+                np.testing.assert_array_equal(got, expected)
+    monkeypatch.undo()  # over_batch back, for the GEMM path, which splits
+    monkeypatch.setattr(conv_module, "_blocked", lambda xp, *dtypes: False)
+    y, grad_input, dw, db = runs[0]
+    layer.weight.grad[...] = dw
+    if layer.bias is not None:
+        layer.bias.grad[...] = db
+    gemm = layer.copy()
+    gemm.zero_grad()
+    assert_close(y, gemm(x), 3e-5, "output")
+    assert_close(grad_input, gemm.backward(g), 3e-5, "grad input")
+    assert_close(dw, gemm.weight.grad, 3e-5, "weight gradient")
+    if db is not None:
+        assert_close(db, gemm.bias.grad, 3e-5, "bias gradient")
 
 
 def test_blocked_kernels_leave_mixed_dtypes_to_the_gemm_path(kernel_calls):
