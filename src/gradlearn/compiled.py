@@ -3,14 +3,16 @@ written out is measured to be faster.
 
 The kernels are plain C (``_kernels.c``), built at install as an optional extension
 (``setup.py``) and called through ctypes, which releases the GIL, so
-``gradlearn.parallel``'s workers run the convolutions on every core, each over its own
-slice of the batch. The memory-bound kernels (ReLU, BatchNorm's four passes, residual sums,
-the SGD step) instead share each call with a team of C threads (``threads=``, chosen by
-``parallel.team_threads``): the call is cut into fixed chunks that the caller and the
-helpers take from one counter, with no Python or GIL per slice. A Python section costs
+``gradlearn.parallel``'s workers can run them on every core, each over its own slice of
+the batch. Most calls instead share their work with a team of C threads (``threads=``,
+chosen by ``parallel.team_threads``): the memory-bound kernels (ReLU, BatchNorm's four
+passes, residual sums, the SGD step) and the blocked convolutions of a channels-last input
+(in chunks of samples). The call is cut into fixed chunks that the caller and the helpers
+take from one counter, with no Python or GIL per slice. A Python section costs
 about 50 us, the time of a whole 4 MB ReLU; on the team that ReLU went 0.46-0.50 ->
 0.24-0.30 ms (2 cores; PyTorch 0.25), and ResNet-20's training step took 0.89-0.91x the
-time (alternating runs, medians of paired ratios). Chunks are cut by size and partial sums added in chunk
+time (alternating runs, medians of paired ratios); with the convolutions on the team too,
+0.93x again. Chunks are cut by size and partial sums added in chunk
 order, so one thread or several give the same bits.
 
 Without a C compiler at install time, or with the environment variable

@@ -28,8 +28,9 @@ at that level; ``GRADLEARN_NUM_WORKERS=1`` makes runs bit-identical.
 Which layers split: Conv2d, BatchNorm (in slices of channels, or of samples for a
 channels-last input), ReLU, MaxPool2d and residual sums (``add``), each when its call has
 at least ``MIN_WORK`` work. (With the compiled kernels, ReLU, a channels-last BatchNorm,
-``add`` and the SGD step hand their whole call to the kernels' own team of C threads
-instead, see ``team_threads``; such a call counts as a section for ``recently_active``.)
+``add``, the SGD step and a convolution of a channels-last input hand their whole call to
+the kernels' own team of C threads instead, see ``team_threads``; such a call counts as a
+section for ``recently_active``.)
 
 After any BLAS-threaded product, BLAS's
 idle threads spin for about 0.1 s and take the workers' cores (W3 trained no faster than
