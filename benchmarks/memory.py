@@ -42,7 +42,8 @@ if side == "bare":
 import _workloads
 if side == "torch":
     import torch
-    torch.set_num_threads(2)
+    from gradlearn import parallel
+    torch.set_num_threads(parallel.num_workers())  # as many threads as gradlearn's side
 imports = rss()
 step, _ = (_workloads.gl_trainer if side == "gl" else _workloads.torch_trainer)(name)
 built = rss()

@@ -10,9 +10,11 @@ CNN on 3x32x32 (64), W4 a tiny 2-64-64-2 tanh MLP (32; per-step overhead), W5 Re
 The machine may be shared, so each repetition times gradlearn then PyTorch back to back
 (alternating) and the ratio is taken of the medians. Each timed block starts after a
 pause of ``--settle`` seconds, so that the other side's idle BLAS or OpenMP threads,
-which spin for a while after their work, have stopped (see ``measure``). PyTorch runs with
-``torch.set_num_threads(2)``; NumPy with OpenBLAS's default threads. Each workload's
-achieved GFLOP/s (2 flops per multiply-add, x3 for forward + the two backward products,
+which spin for a while after their work, have stopped (see ``measure``). PyTorch runs
+with as many threads as gradlearn uses (``gradlearn.parallel.num_workers()``: OpenBLAS's
+thread count, by default the cores; 2 on the 2-core machine of our figures; it was fixed
+at 2, which on a 16-core machine pitted 2 threads against 16). Each workload's achieved
+GFLOP/s (2 flops per multiply-add, x3 for forward + the two backward products,
 from ``gl.summary``) is shown as a fraction of the NumPy float32 matmul peak (peak.py).
 ``--both-envs`` re-runs the whole measurement with OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE removed from the environment (that child process only).
@@ -35,6 +37,13 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _workloads import WORKLOADS, batch, gl_trainer, mult_adds, openblas_info, rerun_without_openblas_vars, torch_trainer  # noqa: E402
 from peak import peak_gflops  # noqa: E402
+
+
+def gl_threads():
+    """The threads gradlearn computes on: its workers and kernels' team, and BLAS's."""
+    from gradlearn import parallel
+
+    return parallel.num_workers()
 
 
 def _no_sync():
@@ -141,7 +150,7 @@ def main(argv=None):
     try:
         import torch
 
-        torch.set_num_threads(2)
+        torch.set_num_threads(gl_threads())  # the same number of threads on both sides
         torch_ok = True
         torch_line = f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads"
     except ImportError:
