@@ -575,7 +575,7 @@ class Conv2d(Module):
         kernels' team (``parallel.team_threads``), instead of in slices on the Python workers:
         the pixel-major path with the blocked kernels on a channels-last x (another layout
         would be copied whole on one thread first: LeNet-5's 6 -> 16 took 1.07x the step),
-        and for the backward (``input_grad``: (needed, use_transposed, h, w)) a dE/dx they
+        and for the backward (``input_grad``: (needed, use_transposed)) a dE/dx they
         compute too (not the wide-rows kernel of LeNet-5's 6 -> 16, which is
         single-threaded, nor col2im). ResNet-20, alternating runs: 0.93x the step's time."""
         xp = array_module(x)
@@ -583,7 +583,7 @@ class Conv2d(Module):
             return False
         if input_grad is None or not input_grad[0]:
             return True
-        _, use_transposed, h, w = input_grad
+        use_transposed = input_grad[1]
         if not self._pm_input_grad(use_transposed, xp, *dtypes):
             return False
         narrow = self.in_channels < compiled.LANES[np.dtype(dtypes[0])] and self.dilation == (1, 1)
@@ -734,7 +734,7 @@ class Conv2d(Module):
 
         if self._direct(xp) and grad_output.dtype == x.dtype:
             parts = self._backward_direct(grad_output, grad_input)
-        elif self._on_team(x, x.dtype, grad_output.dtype, self.weight.data.dtype, input_grad=(grad_input is not None, use_transposed, h, w)):
+        elif self._on_team(x, x.dtype, grad_output.dtype, self.weight.data.dtype, input_grad=(grad_input is not None, use_transposed)):
             threads = parallel.team_threads(2 * n * c * kh * kw * ho * wo)
             with parallel.one_blas_thread():  # the bias gradient's product
                 parts = [self._backward_slice(x, grad_output, grad_input, need_weight, need_bias, use_transposed, None, threads)]
