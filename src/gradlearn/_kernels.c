@@ -143,9 +143,7 @@ static void run_chunks(chunk_fn fn, const void *args, i64 chunks, i64 threads) {
 
 static i64 chunks_of(i64 size, i64 per_chunk) { return size > 0 ? (size + per_chunk - 1) / per_chunk : 0; }
 
-#ifndef CHUNK
 #define CHUNK 16384 /* elements per chunk of an element-wise kernel (64 kB of floats) */
-#endif
 
 /* BatchNorm's (rows, C) arrays go in chunks of whole rows. */
 static i64 rows_per_chunk(i64 c_all) { return c_all < CHUNK ? CHUNK / c_all : 1; }

@@ -261,13 +261,16 @@ def test_a_channels_last_input_shares_each_kernel_call_with_the_team(c_in, args,
 
     monkeypatch.setattr(parallel, "over_batch", no_slices)
     monkeypatch.setattr(parallel, "MIN_TEAM_WORK", 1)
-    runs = []
-    for workers in (1, 2, 2):
+    runs, helped = [], compiled.team_chunks_helped()
+    for workers in [1] + [2] * 50:
         parallel.set_num_workers(workers)
         twin = layer.copy()
         y = twin(x)
         runs.append((y, twin.backward(g), twin.weight.grad.copy(), None if twin.bias is None else twin.bias.grad.copy()))
+        if len(runs) >= 3 and compiled.team_chunks_helped() > helped:
+            break
     parallel.set_num_workers(None)
+    assert compiled.team_chunks_helped() > helped, "the helper never took a chunk: the comparison would prove nothing"
     for run in runs[1:]:
         for got, expected in zip(run, runs[0]):
             if expected is not None:
