@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .. import init, parallel
+from .. import blas, init, parallel
 from ..backend import array_module, resolve_dtype, resolve_generator
 from ..gpu_kernels import add_column_sums, add_product
 from ..parameter import Parameter
@@ -95,21 +95,22 @@ class Linear(Module):
             return self._backward_gpu(x, grad_output)
         parallel_ok = self._batch_parallel()
         if self.weight.requires_grad:
-            # dE/dW = dE/dy^T @ x. For very long batches (the GEMM's inner dimension) it is
-            # computed with the longer side as the product's rows, as OpenBLAS's sgemm is much
-            # slower on the other orientation there (see Conv2d); for ordinary batches adding
-            # the transposed product would cost more than it saves (1.4 ms for 784x512).
+            # dE/dW += dE/dy^T @ x, added by BLAS as it computes it (blas.add_product). For
+            # very long batches (the GEMM's inner dimension) it is computed with the longer
+            # side as the product's rows, as OpenBLAS's sgemm is much slower on the other
+            # orientation there (see Conv2d); for ordinary batches adding the transposed
+            # product would cost more than it saves (1.4 ms for 784x512).
+            grad_w = self.weight.grad
             if parallel_ok:
-                grad_w = self.weight.grad
 
                 def weight_grad_slice(start, stop):  # rows of dE/dW: output features
-                    grad_w[start:stop] += grad_output[:, start:stop].T @ x
+                    blas.add_product(grad_w[start:stop], grad_output[:, start:stop], x, trans_a=True)
 
                 parallel.over_batch(self.out_features, x.size * self.out_features, weight_grad_slice, xp, follower=True)
             elif x.shape[0] >= 4096 and self.in_features >= self.out_features:
-                self.weight.grad += (x.T @ grad_output).T
+                grad_w += (x.T @ grad_output).T
             else:
-                self.weight.grad += grad_output.T @ x
+                blas.add_product(grad_w, grad_output, x, trans_a=True)
         if self.bias is not None and self.bias.requires_grad:
             self.bias.grad += grad_output.sum(axis=0)
         if not self.input_grad:
