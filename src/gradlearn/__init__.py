@@ -6,7 +6,7 @@ The public API is re-exported flat: ``gl.Linear``, ``gl.Sequential``, ``gl.Cross
 
 __version__ = "0.1.0"
 
-from . import data, init
+from . import allocator, data, init
 from .backend import get_default_dtype, manual_seed, set_default_dtype
 from .diagnostics import (
     GradcheckReport,
@@ -39,6 +39,8 @@ from .optim import __all__ as _optim_names
 from . import train
 from .train import *  # noqa: F401,F403
 from .train import __all__ as _train_names
+
+allocator.install()  # NumPy's large arrays through gradlearn's caching allocator (GRADLEARN_ALLOCATOR=0: not)
 
 __all__ = [
     "__version__",
