@@ -74,8 +74,13 @@ def add_product(out, a, b, trans_a: bool = False, trans_b: bool = False):
     """out (M, N) += op(a) (M, K) @ op(b) (K, N), where op(m) is m.T when asked; returns out.
 
     2-D NumPy arrays of one float dtype; each may be a view whose rows are evenly spaced
-    (a column slice of a larger array, say), as long as its columns are adjacent."""
-    if not all(isinstance(m, np.ndarray) and m.ndim == 2 for m in (out, a, b)):
+    (a column slice of a larger array, say), as long as its columns are adjacent. A small
+    ``out`` goes straight to NumPy, whose own errors name shapes that do not fit: these
+    checks cost 3 us, a tenth of a tiny MLP layer's backward."""
+    if getattr(out, "size", MIN_OUT) < MIN_OUT:
+        out += (a.T if trans_a else a) @ (b.T if trans_b else b)
+        return out
+    if not (type(out) is type(a) is type(b) is np.ndarray and out.ndim == a.ndim == b.ndim == 2):
         raise ValueError(f"add_product: expected three 2-D NumPy arrays, got {[getattr(m, 'shape', type(m).__name__) for m in (out, a, b)]}")
     m, k = a.shape[::-1] if trans_a else a.shape
     k_b, n = b.shape[::-1] if trans_b else b.shape
@@ -83,11 +88,12 @@ def add_product(out, a, b, trans_a: bool = False, trans_b: bool = False):
         raise ValueError(f"add_product: op(a) {(m, k)} @ op(b) {(k_b, n)} does not fit out {out.shape}")
     if not out.dtype == a.dtype == b.dtype:
         raise ValueError(f"add_product: expected one dtype, got out {out.dtype}, a {a.dtype}, b {b.dtype}")
-    gemm = _find_gemm().get(out.dtype) if out.size >= MIN_OUT else None
-    lda, ldb, ldc = _rows(a), _rows(b), _rows(out)
-    if gemm is None or None in (lda, ldb, ldc) or np.may_share_memory(out, a) or np.may_share_memory(out, b):
-        out += (a.T if trans_a else a) @ (b.T if trans_b else b)  # NumPy copes with overlap: it makes the product first
-        return out
-    gemm(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS, m, n, k,
-         1.0, a.ctypes.data, lda, b.ctypes.data, ldb, 1.0, out.ctypes.data, ldc)
+    gemm = _find_gemm().get(out.dtype)
+    if gemm is not None:
+        lda, ldb, ldc = _rows(a), _rows(b), _rows(out)
+        if None not in (lda, ldb, ldc) and not (np.may_share_memory(out, a) or np.may_share_memory(out, b)):
+            gemm(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS, m, n, k,
+                 1.0, a.ctypes.data, lda, b.ctypes.data, ldb, 1.0, out.ctypes.data, ldc)
+            return out
+    out += (a.T if trans_a else a) @ (b.T if trans_b else b)  # NumPy copes with overlap: it makes the product first
     return out
