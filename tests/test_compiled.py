@@ -46,6 +46,16 @@ def test_kernels_refuse_strided_or_mixed_arrays():
     np.testing.assert_array_equal(y, np.maximum(x - 3, 0))
 
 
+def test_c_order_max_pool_kernels_refuse_shapes_that_are_not_2x2_tiles():
+    needs_compiled()
+    pool, route = compiled.kernel("max_pool_2x2"), compiled.kernel("max_pool_2x2_grad")
+    x, first = np.zeros((2, 3, 6, 8), np.float32), np.zeros((2, 3, 3, 4), np.uint8)
+    with pytest.raises(ValueError, match=r"max_pool_2x2: 2x2 tiles of \(2, 3, 6, 8\) need pooled arrays of \(2, 3, 3, 4\)"):
+        pool(x, np.zeros((2, 3, 3, 3), np.float32), first)
+    with pytest.raises(ValueError, match=r"max_pool_2x2_grad: 2x2 tiles of \(2, 3, 5, 8\)"):
+        route(np.zeros((2, 3, 3, 4), np.float32), first, np.zeros((2, 3, 5, 8), np.float32))
+
+
 def test_blocked_conv_kernels_refuse_shapes_they_would_overrun():
     """The blocked kernels read and write without bounds: their wrappers check every shape
     against the geometry, and the output channels against the vector width."""

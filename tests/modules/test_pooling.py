@@ -56,19 +56,19 @@ def test_max_pool_tiling_windows_route_to_the_first_maximum_in_row_major_order(k
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_max_pool_2x2_compiled_path_matches_the_numpy_path(dtype, monkeypatch):
-    """With the compiled kernels, 2x2 tiles of a channels-last input take one compiled pass
-    each way (gradlearn.compiled); with ties everywhere they give the NumPy path's output
-    and routing exactly, and the input's layout. C-order and column-major inputs keep the
-    NumPy path (in C order the compiled loop was slower)."""
+    """With the compiled kernels, 2x2 tiles of a channels-last or C-order input take one
+    compiled pass each way (gradlearn.compiled); with ties everywhere they give the NumPy
+    path's output and routing exactly, and the input's layout. Column-major inputs keep
+    the NumPy path."""
     needs_compiled()
     x = np.random.default_rng(5).integers(0, 3, (3, 4, 6, 8)).astype(dtype)
     g = np.random.default_rng(6).uniform(1, 2, (3, 4, 3, 4)).astype(dtype)
-    x_channels_last = to_channels_last(x)
+    x_channels_last, results_fortran = to_channels_last(x), np.asfortranarray(x)
     results = []
-    for layout_x in (x, x_channels_last, np.asfortranarray(x)):
+    for layout_x in (x, x_channels_last, results_fortran):
         pool = gl.MaxPool2d(2)
         y = pool(layout_x)
-        assert (pool._first_max is not None) == (layout_x is x_channels_last)  # the compiled path ran
+        assert (pool._first_max is not None) == (layout_x is not results_fortran)  # the compiled path ran
         dx = pool.backward(g)
         assert channels_last(dx) == channels_last(layout_x)
         results.append((y, dx))
@@ -80,18 +80,40 @@ def test_max_pool_2x2_compiled_path_matches_the_numpy_path(dtype, monkeypatch):
         np.testing.assert_array_equal(dx, expected[1])
 
 
+@pytest.mark.parametrize("stored", ["channels-last", "C order"])
 @pytest.mark.parametrize("width", [4, 2])  # output 1x2, and 1x1 (then C order is the same memory)
-def test_max_pool_2x2_compiled_path_propagates_nan_and_routes_to_the_first(width):
+def test_max_pool_2x2_compiled_path_propagates_nan_and_routes_to_the_first(width, stored):
     needs_compiled()
     one = np.array([[1, np.nan, 0, 7], [np.nan, 2, 3, 5]], np.float32)[:, :width]  # tiles [1 nan; nan 2], [0 7; 3 5]
-    x = np.stack([one, one * 2])[None]  # (1, 2, 2, width): two channels, stored channels-last
-    x = to_channels_last(x)
+    x = np.stack([one, one * 2])[None]  # (1, 2, 2, width): two channels
+    x = to_channels_last(x) if stored == "channels-last" else np.ascontiguousarray(x)
     pool = gl.MaxPool2d(2)
     np.testing.assert_array_equal(pool(x), np.array([[[[np.nan, 7]], [[np.nan, 14]]]])[..., : width // 2])
     assert pool._first_max is not None
     expected = np.array([[0, 10, 0, 20], [0, 0, 0, 0]])[:, :width]
     dx = pool.backward(np.full((1, 2, 1, 2), [10, 20], np.float32)[..., : width // 2])
     np.testing.assert_array_equal(dx, np.stack([expected, expected])[None])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_2x2_c_order_kernel_on_every_row_width(dtype, monkeypatch):
+    """The float kernel takes 8 tiles of a row at a time and lets a row's last vector read
+    into the next rows, except near the array's end: every width from 1 to 19 tiles and
+    arrays of one to six tile rows give the NumPy path's output and routing, with ties."""
+    needs_compiled()
+    rng = np.random.default_rng(7)
+    cases = [((1, 1, 2, 2 * wo), (2, 3, 4, 2 * wo)) for wo in range(1, 20)]
+    for shape in (s for pair in cases for s in pair):
+        x = rng.integers(0, 3, shape).astype(dtype)
+        g = rng.uniform(1, 2, (shape[0], shape[1], shape[2] // 2, shape[3] // 2)).astype(dtype)
+        pool = gl.MaxPool2d(2)
+        y, dx = pool(x), pool.backward(g)
+        assert pool._first_max is not None
+        with monkeypatch.context() as patch:
+            patch.setattr(compiled, "available", lambda: False)
+            numpy_pool = gl.MaxPool2d(2)
+            np.testing.assert_array_equal(y, numpy_pool(x), err_msg=f"{shape}")
+            np.testing.assert_array_equal(dx, numpy_pool.backward(g), err_msg=f"{shape}")
 
 
 def test_max_pool_padding_is_minus_infinity():
