@@ -236,7 +236,7 @@ static void max_pool_2x2_grad_scalar_##S(const T *dy, const uint8_t *first, T *d
     }                                                                                           \
 }                                                                                               \
                                                                                                 \
-void max_pool_2x2_channels_last_grad_##S(const T *dy, const uint8_t *first, T *dx, i64 n_all, \
+static void max_pool_2x2_channels_last_grad_any_##S(const T *dy, const uint8_t *first, T *dx, i64 n_all, \
                                          i64 h, i64 wd, i64 c_all, i64 ho, i64 wo) {            \
     for (i64 n = 0; n < n_all; n++)                                                             \
         for (i64 a = 0; a < ho; a++)                                                            \
@@ -482,6 +482,43 @@ void max_pool_2x2_grad_f32(const float *dy, const uint8_t *first, float *dx, i64
         }
     }
     max_pool_2x2_grad_scalar_f32(dy + vector_rows * wo, first + vector_rows * wo, dx + vector_rows * 4 * wo, rows - vector_rows, wo);
+}
+
+/* The channels-last max-pool's gradient for floats, 8 channels at a time as vectors where
+ * the channels are a multiple of 8. GCC vectorises the generic loop 32 channels at a time
+ * (its uint8 codes set the width) and runs fewer, as 16, as scalar code, whose branches on
+ * random codes mispredict: 0.50 against 0.12 ms for 128x16x10x10 on one core. */
+void max_pool_2x2_channels_last_grad_f32(const float *dy, const uint8_t *first, float *dx, i64 n_all, i64 h,
+                                         i64 wd, i64 c_all, i64 ho, i64 wo) {
+    if (c_all % 8) {
+        max_pool_2x2_channels_last_grad_any_f32(dy, first, dx, n_all, h, wd, c_all, ho, wo);
+        return;
+    }
+    const v8f zero = {0};
+    for (i64 n = 0; n < n_all; n++)
+        for (i64 a = 0; a < ho; a++)
+            for (i64 b = 0; b < wo; b++) {
+                float *d0 = dx + ((n * h + 2 * a) * wd + 2 * b) * c_all, *d1 = d0 + c_all;
+                float *d2 = d0 + wd * c_all, *d3 = d2 + c_all;
+                i64 tile = ((n * ho + a) * wo + b) * c_all;
+                for (i64 c = 0; c < c_all; c += 8) {
+                    v8f g = load8(dy + tile + c);
+                    v8u codes;
+                    memcpy(&codes, first + tile + c, sizeof codes);
+                    v8i k = __builtin_convertvector(codes, v8i);
+                    v8f out[4] = {select8(k == 0, g, zero), select8(k == 1, g, zero), select8(k == 2, g, zero),
+                                  select8(k == 3, g, zero)};
+                    memcpy(d0 + c, &out[0], sizeof(v8f));
+                    memcpy(d1 + c, &out[1], sizeof(v8f));
+                    memcpy(d2 + c, &out[2], sizeof(v8f));
+                    memcpy(d3 + c, &out[3], sizeof(v8f));
+                }
+            }
+}
+
+void max_pool_2x2_channels_last_grad_f64(const double *dy, const uint8_t *first, double *dx, i64 n_all, i64 h,
+                                         i64 wd, i64 c_all, i64 ho, i64 wo) {
+    max_pool_2x2_channels_last_grad_any_f64(dy, first, dx, n_all, h, wd, c_all, ho, wo);
 }
 
 void max_pool_2x2_f64(const double *x, double *y, uint8_t *first, i64 rows, i64 wo) {

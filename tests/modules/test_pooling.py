@@ -215,3 +215,21 @@ def test_errors():
         gl.AdaptiveAvgPool2d(0)
     with pytest.raises(TypeError, match=r"MaxPool2d\(2x2\)\.forward: expected input to be a floating-point array"):
         gl.MaxPool2d(2)(np.zeros((1, 1, 4, 4), np.int64))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels", [3, 8, 16, 24])
+def test_max_pool_2x2_channels_last_kernel_on_every_channel_count(dtype, channels, monkeypatch):
+    """The float gradient takes 8 channels at a time when they are a multiple of 8, else
+    the generic loop: both route as the NumPy path does, with ties."""
+    needs_compiled()
+    rng = np.random.default_rng(8)
+    x = to_channels_last(rng.integers(0, 3, (2, channels, 6, 10)).astype(dtype))
+    g = rng.uniform(1, 2, (2, channels, 3, 5)).astype(dtype)
+    pool = gl.MaxPool2d(2)
+    y, dx = pool(x), pool.backward(g)
+    assert pool._first_max is not None and channels_last(dx)
+    monkeypatch.setattr(compiled, "available", lambda: False)
+    numpy_pool = gl.MaxPool2d(2)
+    np.testing.assert_array_equal(y, numpy_pool(x))
+    np.testing.assert_array_equal(dx, numpy_pool.backward(g))
