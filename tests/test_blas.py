@@ -46,6 +46,17 @@ def test_column_slices_go_to_blas_with_their_row_stride(gemm_calls, rng):
     assert_close(grad_w, expected, 1e-6)
 
 
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_column_major_operands_go_to_blas_transposed(gemm_calls, rng, trans_a, trans_b):
+    a = np.asfortranarray(rng.standard_normal((4, 6) if trans_a else (6, 4))).astype(np.float32, order="F")
+    b = np.asfortranarray(rng.standard_normal((5, 4) if trans_b else (4, 5))).astype(np.float32, order="F")
+    out = np.zeros((6, 5), np.float32)
+    blas.add_product(out, a, b, trans_a, trans_b)
+    assert len(gemm_calls) == 1
+    expected = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b)
+    assert_close(out, expected, 1e-6)
+
+
 def test_layouts_blas_cannot_take_and_overlaps_take_numpys_path(gemm_calls, rng):
     a = rng.standard_normal((6, 6)).astype(np.float32)
     out = np.ones((6, 3), np.float32)

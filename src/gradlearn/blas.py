@@ -70,11 +70,22 @@ def _rows(m):
     return m.strides[0] // item
 
 
+def _operand(m, trans):
+    """(array, trans, row stride) for BLAS: m itself, or, when its rows are adjacent instead
+    (column-major, or a transposed view), m.T with the opposite trans; None when neither."""
+    rows = _rows(m)
+    if rows is not None:
+        return m, trans, rows
+    rows = _rows(m.T)
+    return None if rows is None else (m.T, not trans, rows)
+
+
 def add_product(out, a, b, trans_a: bool = False, trans_b: bool = False):
     """out (M, N) += op(a) (M, K) @ op(b) (K, N), where op(m) is m.T when asked; returns out.
 
-    2-D NumPy arrays of one float dtype; each may be a view whose rows are evenly spaced
-    (a column slice of a larger array, say), as long as its columns are adjacent. A small
+    2-D NumPy arrays of one float dtype. ``out`` may be a view whose rows are evenly spaced
+    (rows of a larger array) as long as its columns are adjacent; ``a`` and ``b`` likewise
+    (a column slice, say), or column-major (passed to BLAS transposed). A small
     ``out`` goes straight to NumPy, whose own errors name shapes that do not fit: these
     checks cost 3 us, a tenth of a tiny MLP layer's backward."""
     if getattr(out, "size", MIN_OUT) < MIN_OUT:
@@ -90,10 +101,11 @@ def add_product(out, a, b, trans_a: bool = False, trans_b: bool = False):
         raise ValueError(f"add_product: expected one dtype, got out {out.dtype}, a {a.dtype}, b {b.dtype}")
     gemm = _find_gemm().get(out.dtype)
     if gemm is not None:
-        lda, ldb, ldc = _rows(a), _rows(b), _rows(out)
-        if None not in (lda, ldb, ldc) and not (np.may_share_memory(out, a) or np.may_share_memory(out, b)):
-            gemm(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS, m, n, k,
-                 1.0, a.ctypes.data, lda, b.ctypes.data, ldb, 1.0, out.ctypes.data, ldc)
+        left, right, ldc = _operand(a, trans_a), _operand(b, trans_b), _rows(out)
+        if None not in (left, right, ldc) and not (np.may_share_memory(out, a) or np.may_share_memory(out, b)):
+            (a_, ta, lda), (b_, tb, ldb) = left, right
+            gemm(_ROW_MAJOR, _TRANS if ta else _NO_TRANS, _TRANS if tb else _NO_TRANS, m, n, k,
+                 1.0, a_.ctypes.data, lda, b_.ctypes.data, ldb, 1.0, out.ctypes.data, ldc)
             return out
     out += (a.T if trans_a else a) @ (b.T if trans_b else b)  # NumPy copes with overlap: it makes the product first
     return out
