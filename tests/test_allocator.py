@@ -141,6 +141,14 @@ def test_a_training_step_reuses_the_step_befores_blocks(cache):
     assert after.hits > before.hits
 
 
+def test_a_numpy_without_the_c_api_capsule_keeps_its_allocator(monkeypatch):
+    needs_compiled()
+    monkeypatch.setattr(allocator._installed, "done", False)
+    monkeypatch.setattr(allocator, "_numpy_core", lambda: object())  # no _multiarray_umath
+    with pytest.warns(RuntimeWarning, match="caching allocator not installed"):
+        assert not allocator.install()
+
+
 def test_the_environment_can_leave_numpys_allocator_alone():
     code = "import gradlearn; print(gradlearn.allocator._numpy_core().multiarray.get_handler_name())"
     env = dict(os.environ, GRADLEARN_ALLOCATOR="0")

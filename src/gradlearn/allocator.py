@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -62,7 +63,11 @@ def install() -> bool:
     extension = _extension()
     if extension is None:
         return False
-    extension.install_numpy_allocator(_numpy_core()._multiarray_umath._ARRAY_API)
+    try:
+        extension.install_numpy_allocator(_numpy_core()._multiarray_umath._ARRAY_API)
+    except (AttributeError, ValueError) as error:  # a NumPy without the C-API capsule: keep its allocator
+        warnings.warn(f"gradlearn: caching allocator not installed ({error}); NumPy allocates as usual", RuntimeWarning, stacklevel=2)
+        return False
     _installed.done = True
     return True
 
