@@ -186,8 +186,8 @@ static int reduce_rows(chunk_fn fn, const void *args, double **partial, i64 rows
 #define DEFINE_KERNELS(T, S)                                                                    \
                                                                                                 \
 /* 2x2 tiles, channels-last: x (N, h, wd, C) -> y, first (N, ho, wo, C); the inner loop runs \
- * over the contiguous channels, so it is vectorised. (In C order a tile's four values are  \
- * two stride-2 pairs, and the same loop ran scalar, slower than NumPy's separable path.) */ \
+ * over the contiguous channels, so it is vectorised (for floats whose channels are a       \
+ * multiple of 8, max_pool_2x2_channels_last_f32 below takes them 8 at a time instead). */  \
 static void max_pool_2x2_channels_last_any_##S(const T *x, T *y, uint8_t *first, i64 n_all, i64 h, i64 wd, \
                                     i64 c_all, i64 ho, i64 wo) {                                \
     for (i64 n = 0; n < n_all; n++)                                                             \

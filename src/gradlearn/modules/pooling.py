@@ -144,8 +144,9 @@ class MaxPool2d(_Pool2d):
     kernel each way (gradlearn.gpu_kernels): the forward also notes each window's first
     maximum (a NaN counts as the maximum there), the backward hands each input its
     window's dE/dy where it is that maximum. With the compiled kernels
-    (``gradlearn.compiled``), 2x2 tiles of a channels-last input do the same on the CPU in
-    one pass each way (``_forward_tiles_compiled``).
+    (``gradlearn.compiled``), 2x2 tiles of a channels-last or C-order float input do the
+    same on the CPU in one pass each way (``_forward_tiles_compiled``), so there too a NaN
+    takes its window's gradient; other layouts and windows take the NumPy paths.
     """
 
     def forward(self, x):
