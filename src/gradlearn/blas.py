@@ -5,7 +5,7 @@ OpenBLAS first fills with zeros (its beta = 0 pass), then adds it to ``grad`` in
 pass. For a weight gradient that is three extra passes over an array of the weight's size.
 Called as a GEMM with beta = 1, BLAS adds the product into ``grad`` as it computes it:
 an MLP's 784 -> 512 weight gradient at batch 128 took 0.53-0.58 ms against 1.03-1.13 ms
-(2-core CPU, OpenBLAS 0.3.31), with the same bits. The call costs about 30 us more from
+(2-core CPU, OpenBLAS 0.3.31), with the same bits there. The call costs about 30 us more from
 Python than NumPy's, so it pays only for large ``out`` (MIN_OUT): 512 x 512 0.84 -> 0.69 ms,
 a 4096 -> 256 layer's 2.3 -> 1.4 ms; 120 x 400 was level, 10 x 512 lost 31 us.
 
@@ -13,9 +13,9 @@ The GEMM is the BLAS library NumPy loaded, found through threadpoolctl (which
 ``gradlearn.parallel`` uses already): OpenBLAS under its usual symbol names
 (``cblas_sgemm``, and NumPy's wheels' ``scipy_cblas_sgemm64_`` with 64-bit integers).
 Where it is not found (another BLAS, no threadpoolctl), or for arrays it cannot take
-(small products, layouts without adjacent columns, ``out`` overlapping an operand),
-``add_product`` does ``out += op(a) @ op(b)`` with NumPy: the same result up to float
-rounding.
+(a small ``out``, an operand with neither its rows nor its columns adjacent, ``out``
+overlapping an operand), ``add_product`` does ``out += op(a) @ op(b)`` with NumPy: the
+same result up to float rounding.
 """
 
 from __future__ import annotations
