@@ -424,6 +424,16 @@ static inline v8f select8(v8i take, v8f yes, v8f no) { return (v8f)((take & (v8i
 static inline v8i takes8(v8f v, v8f best) { return (v > best) | ((v != v) & (best == best)); } /* TAKE's test */
 static inline v8f load8(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
 
+/* 8 tiles at once, their values top-left a0, top-right a1, bottom-left c0, bottom-right c1:
+ * each tile's first maximum in row-major order (*best) and its index 0-3 (the result). */
+static inline v8u tile_first_max8(v8f a0, v8f a1, v8f c0, v8f c1, v8f *best) {
+    v8i upper = takes8(a1, a0), lower = takes8(c1, c0);
+    v8f top_max = select8(upper, a1, a0), bottom_max = select8(lower, c1, c0);
+    v8i take_lower = takes8(bottom_max, top_max);
+    *best = select8(take_lower, bottom_max, top_max);
+    return __builtin_convertvector((take_lower & (2 - lower)) | (~take_lower & -upper), v8u); /* true is -1 */
+}
+
 /* How many leading rows (row_len elements each, `rows` in all) can read `reach` elements
  * from their start without passing the end of the array. */
 static i64 rows_within(i64 rows, i64 row_len, i64 reach) {
@@ -444,12 +454,8 @@ void max_pool_2x2_f32(const float *x, float *y, uint8_t *first, i64 rows, i64 wo
             v8f u0 = load8(bottom + 2 * b), u1 = load8(bottom + 2 * b + 8);
             v8f a0 = __builtin_shuffle(t0, t1, even), a1 = __builtin_shuffle(t0, t1, odd);
             v8f c0 = __builtin_shuffle(u0, u1, even), c1 = __builtin_shuffle(u0, u1, odd);
-            v8i upper = takes8(a1, a0), lower = takes8(c1, c0);
-            v8f top_max = select8(upper, a1, a0), bottom_max = select8(lower, c1, c0);
-            v8i take_lower = takes8(bottom_max, top_max);
-            v8f best = select8(take_lower, bottom_max, top_max);
-            v8i where = (take_lower & (2 - lower)) | (~take_lower & -upper); /* true is -1 */
-            v8u codes = __builtin_convertvector(where, v8u);
+            v8f best;
+            v8u codes = tile_first_max8(a0, a1, c0, c1, &best);
             i64 n = wo - b < 8 ? wo - b : 8;
             memcpy(y + q * wo + b, &best, (size_t)n * sizeof(float));
             memcpy(first + q * wo + b, &codes, (size_t)n);
@@ -503,11 +509,8 @@ void max_pool_2x2_channels_last_f32(const float *x, float *y, uint8_t *first, i6
                 i64 tile = ((n * ho + a) * wo + b) * c_all;
                 for (i64 c = 0; c < c_all; c += 8) {
                     v8f a0 = load8(p0 + c), a1 = load8(p1 + c), c0 = load8(p2 + c), c1 = load8(p3 + c);
-                    v8i upper = takes8(a1, a0), lower = takes8(c1, c0);
-                    v8f top_max = select8(upper, a1, a0), bottom_max = select8(lower, c1, c0);
-                    v8i take_lower = takes8(bottom_max, top_max);
-                    v8f best = select8(take_lower, bottom_max, top_max);
-                    v8u codes = __builtin_convertvector((take_lower & (2 - lower)) | (~take_lower & -upper), v8u);
+                    v8f best;
+                    v8u codes = tile_first_max8(a0, a1, c0, c1, &best);
                     memcpy(y + tile + c, &best, sizeof best);
                     memcpy(first + tile + c, &codes, sizeof codes);
                 }
