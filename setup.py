@@ -14,6 +14,7 @@ setup(
             # team is plain POSIX threads)
             extra_compile_args=["-O3", "-march=native", "-fopenmp-simd", "-pthread", "-Werror=implicit-function-declaration"],
             extra_link_args=["-pthread"],
+            libraries=["m"],  # expf and logf (the cross-entropy kernel)
             optional=True,
         )
     ]

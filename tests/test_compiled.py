@@ -46,6 +46,20 @@ def test_kernels_refuse_strided_or_mixed_arrays():
     np.testing.assert_array_equal(y, np.maximum(x - 3, 0))
 
 
+def test_cross_entropy_kernel_refuses_mismatched_arrays_and_reports_a_bad_index():
+    needs_compiled()
+    cross_entropy = compiled.kernel("cross_entropy")
+    logits, grad, total = np.zeros((4, 3), np.float32), np.empty((4, 3), np.float32), np.zeros(1)
+    with pytest.raises(ValueError, match=r"expected logits and grad \(N, C\), target \(N,\)"):
+        cross_entropy(logits, np.zeros(3, np.int64), grad, total, 1.0)
+    with pytest.raises(ValueError, match="target must be C-contiguous int64, got int32"):
+        cross_entropy(logits, np.zeros(4, np.int32), grad, total, 1.0)
+    assert cross_entropy(logits, np.array([0, 2, 3, -1]), grad, total, 1.0) == 2  # the first bad row
+    assert cross_entropy(logits, np.array([0, 2, 1, 1]), grad, total, 0.25) == -1
+    assert total[0] == pytest.approx(4 * np.log(3))  # uniform logits
+    np.testing.assert_allclose(grad[0], [0.25 / 3 - 0.25, 0.25 / 3, 0.25 / 3], rtol=1e-6)
+
+
 def test_c_order_max_pool_kernels_refuse_shapes_that_are_not_2x2_tiles():
     needs_compiled()
     pool, route = compiled.kernel("max_pool_2x2"), compiled.kernel("max_pool_2x2_grad")

@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 
 import gradlearn as gl
+from gradlearn import compiled, losses
+
+from .conftest import needs_compiled
 
 
 def test_cross_entropy_value_and_fused_gradient():
@@ -60,6 +63,50 @@ def test_loss_keeps_float32():
     loss = gl.CrossEntropyLoss()
     loss(np.zeros((2, 3), np.float32), np.array([0, 1]))
     assert loss.backward().dtype == np.float32
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_compiled_pass_equals_the_numpy_path(monkeypatch, dtype, reduction):
+    """With the compiled kernels, few classes and int64 indices, the loss and its gradient
+    are one compiled pass; they equal NumPy's, with huge logits and a NaN row too."""
+    needs_compiled()
+    rng = np.random.default_rng(0)
+    logits = (rng.standard_normal((37, 10)) * 3).astype(dtype)
+    logits[3] *= 1e4  # the shift by the row maximum keeps it finite
+    logits[5, 2] = np.nan  # that row's loss and gradient are NaN, the others untouched
+    target = rng.integers(0, 10, 37)
+    calls = []
+    kernel = compiled.kernel
+    monkeypatch.setattr(compiled, "kernel", lambda name: calls.append(name) or kernel(name))
+    fused = gl.CrossEntropyLoss(reduction=reduction)
+    value = fused(logits, target)
+    assert calls == ["cross_entropy"]
+    monkeypatch.setattr(losses, "MAX_COMPILED_CLASSES", 0)
+    plain = gl.CrossEntropyLoss(reduction=reduction)
+    expected = plain(logits, target)
+    assert calls == ["cross_entropy"]  # the NumPy path this time
+    assert np.isnan(value) and np.isnan(expected) and value.dtype == expected.dtype == dtype
+    assert np.isnan(fused.backward()[5]).all() and np.isnan(plain.backward()[5]).all()
+    keep = np.arange(37) != 5
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(fused.backward()[keep], plain.backward()[keep], rtol=tol, atol=tol)
+    finite = np.delete(logits, 5, axis=0), np.delete(target, 5)
+    assert gl.CrossEntropyLoss(reduction=reduction)(*finite) == pytest.approx(plain(*finite), rel=tol)
+
+
+def test_cross_entropy_takes_numpy_for_many_classes_or_other_index_types(monkeypatch):
+    """The compiled pass's exponentials are scalar: beyond MAX_COMPILED_CLASSES classes, and
+    for indices that are not int64, the NumPy path computes the same loss."""
+    monkeypatch.setattr(compiled, "kernel", lambda name: pytest.fail(f"compiled {name} called"))
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((8, losses.MAX_COMPILED_CLASSES + 1)).astype(np.float32)
+    target = rng.integers(0, logits.shape[1], 8)
+    value = gl.CrossEntropyLoss()(logits, target)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    expected = np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(8), target])
+    assert value == pytest.approx(expected, rel=1e-6)
+    assert gl.CrossEntropyLoss()(logits[:, :3], (target % 3).astype(np.int32)) > 0
 
 
 @pytest.mark.parametrize(

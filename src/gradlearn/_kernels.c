@@ -6,6 +6,7 @@
  * NumPy; the sums of dot products are vectorised through OpenMP SIMD reductions. */
 
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -407,6 +408,39 @@ void bn_input_grad_##S(const T *dy, const T *source, const T *centre, const T *s
 
 DEFINE_KERNELS(float, f32)
 DEFINE_KERNELS(double, f64)
+
+/* Cross-entropy of logits x (n, c) with class indices t, per row i: m = max_j x[i, j],
+ * s = sum_j exp(x[i, j] - m), loss_i = log s - (x[i, t_i] - m); grad[i, j] = scale *
+ * (exp(x[i, j] - m) / s - [j == t_i]). *total = sum_i loss_i (in double). One pass of
+ * scalar exp per row, for the few classes where NumPy's dozen calls cost more than the
+ * arithmetic. A NaN logit makes its row's loss and gradient NaN (through s, or m), as
+ * NumPy's max does. Returns 0, or 1 + the first row whose index is not
+ * in [0, c) (nothing else is then meaningful). */
+#define DEFINE_CROSS_ENTROPY(T, S, EXP, LOG)                                                    \
+i64 cross_entropy_##S(const T *x, const int64_t *t, T *grad, double *total, i64 n, i64 c, double scale) { \
+    double sum_loss = 0;                                                                        \
+    for (i64 i = 0; i < n; i++) {                                                               \
+        const T *row = x + i * c;                                                               \
+        T *g = grad + i * c;                                                                    \
+        if (t[i] < 0 || t[i] >= c) return i + 1;                                                \
+        T m = row[0];                                                                           \
+        for (i64 j = 1; j < c; j++) m = row[j] > m ? row[j] : m;                                \
+        T s = 0;                                                                                \
+        for (i64 j = 0; j < c; j++) {                                                           \
+            g[j] = EXP(row[j] - m);                                                             \
+            s += g[j];                                                                          \
+        }                                                                                       \
+        T k = (T)scale / s;                                                                     \
+        for (i64 j = 0; j < c; j++) g[j] *= k;                                                  \
+        g[t[i]] -= (T)scale;                                                                    \
+        sum_loss += (double)(LOG(s) - (row[t[i]] - m));                                         \
+    }                                                                                           \
+    *total = sum_loss;                                                                          \
+    return 0;                                                                                   \
+}
+
+DEFINE_CROSS_ENTROPY(float, f32, expf, logf)
+DEFINE_CROSS_ENTROPY(double, f64, exp, log)
 
 /* 2x2 max-pool of a C-order (N, C, H, W) array: 8 tiles of a row at a time. The tiles'
  * left and right columns are the even and odd values of two loaded vectors (a shuffle
