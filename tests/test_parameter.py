@@ -21,9 +21,8 @@ def test_packing_makes_views_both_ways():
     flat.data[:] = 0.5
     assert np.all(net[0].weight.data == 0.5) and np.all(net[2].bias.data == 0.5)
     # ... and writing a weight changes the flat vector
-    net[2].weight.data[0, 1] = -7.0
-    s = flat.slice_of(net[2].weight)
-    assert flat.data[s][1] == -7.0
+    net[2].bias.data[1] = -7.0
+    assert flat.data[flat.slice_of(net[2].bias)][1] == -7.0
     # backward accumulates into the flat gradient
     x = np.ones((5, 3), np.float32)
     net.zero_grad()
@@ -120,3 +119,39 @@ def test_zero_grad_follows_structure_changes_and_copies():
     net[3].weight.grad[...] = 1
     net.zero_grad()
     assert not net[3].weight.grad.any() and not flat.grad.any()
+
+
+def test_a_transposed_parameter_keeps_its_shape_and_values_in_fortran_order():
+    """Parameter(..., transposed=True) (Linear's weight) stores data.T C-contiguous: the
+    same values and shape, its flat slice the rows of data.T, through packing, moves,
+    casts, copies and checkpoints."""
+    values = np.arange(12, dtype=np.float32).reshape(3, 4)
+    p = gl.Parameter(values, transposed=True)
+    assert p.shape == (3, 4) and p.data.flags.f_contiguous and p.grad.flags.f_contiguous
+    np.testing.assert_array_equal(p.data, values)
+    flat = gl.pack_parameters([p, gl.Parameter(np.ones(2, np.float32))])
+    np.testing.assert_array_equal(flat.data[:12], values.T.ravel())
+    assert p.data.flags.f_contiguous and np.shares_memory(p.data, flat.data) and np.shares_memory(p.grad, flat.grad)
+    p.data[2, 1] = -1.0
+    assert flat.data[1 * 3 + 2] == -1.0  # row 1 of data.T, column 2
+
+    net = gl.Linear(400, 300, generator=np.random.default_rng(0))  # a large weight: transposed
+    assert net.weight.transposed and net.weight.data.flags.f_contiguous
+    state = net.state_dict()
+    for moved in (net.copy(), net.copy().to(np.float64)):
+        assert moved.weight.data.flags.f_contiguous
+        np.testing.assert_array_equal(moved.weight.data, state["weight"])
+    fresh = gl.Linear(400, 300, generator=np.random.default_rng(1))
+    fresh.load_state_dict(state)
+    np.testing.assert_array_equal(fresh.weight.data, state["weight"])
+    assert fresh.weight.data.flags.f_contiguous and state["weight"].flags.c_contiguous
+
+
+def test_a_transposed_parameter_reshaped_while_unpacked_stays_transposed():
+    p = gl.Parameter(np.zeros((2, 3)), transposed=True)
+    p.data = np.ones((4, 5))
+    assert p.shape == p.grad.shape == (4, 5) and p.data.flags.f_contiguous and p.grad.flags.f_contiguous
+    with pytest.raises(ValueError, match="a transposed parameter stays 2-D, got shape \\(20,\\)"):
+        p.data = np.ones(20)
+    with pytest.raises(ValueError, match="only a 2-D parameter can be stored transposed, got shape \\(3,\\)"):
+        gl.Parameter(np.zeros(3), transposed=True)

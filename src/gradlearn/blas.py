@@ -84,8 +84,9 @@ def add_product(out, a, b, trans_a: bool = False, trans_b: bool = False):
     """out (M, N) += op(a) (M, K) @ op(b) (K, N), where op(m) is m.T when asked; returns out.
 
     2-D NumPy arrays of one float dtype. ``out`` may be a view whose rows are evenly spaced
-    (rows of a larger array) as long as its columns are adjacent; ``a`` and ``b`` likewise
-    (a column slice, say), or column-major (passed to BLAS transposed). A small
+    (rows of a larger array) as long as its columns are adjacent, or column-major (a
+    transposed parameter's gradient: then ``out.T += op(b).T @ op(a).T``); ``a`` and ``b``
+    likewise (a column slice, say), or column-major (passed to BLAS transposed). A small
     ``out`` goes straight to NumPy, whose own errors name shapes that do not fit: these
     checks cost 3 us, a tenth of a tiny MLP layer's backward."""
     if getattr(out, "size", MIN_OUT) < MIN_OUT:
@@ -100,6 +101,10 @@ def add_product(out, a, b, trans_a: bool = False, trans_b: bool = False):
     if not out.dtype == a.dtype == b.dtype:
         raise ValueError(f"add_product: expected one dtype, got out {out.dtype}, a {a.dtype}, b {b.dtype}")
     gemm = _find_gemm().get(out.dtype)
+    if gemm is not None and _rows(out) is None and _rows(out.T) is not None:
+        # a column-major out (a transposed parameter's gradient): out.T += op(b).T @ op(a).T
+        add_product(out.T, b, a, trans_a=not trans_b, trans_b=not trans_a)
+        return out
     if gemm is not None:
         left, right, ldc = _operand(a, trans_a), _operand(b, trans_b), _rows(out)
         if None not in (left, right, ldc) and not (np.may_share_memory(out, a) or np.may_share_memory(out, b)):

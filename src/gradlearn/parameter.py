@@ -44,19 +44,48 @@ class Parameter:
 
     A parameter with ``requires_grad=False`` is frozen: modules skip its gradient and
     optimizers never change it.
+
+    A 2-D parameter may be ``transposed``: its ``data`` and ``grad`` keep their shape, but
+    are the transposes of C-contiguous arrays (Fortran order), and so is its slice of the
+    flat vector. Linear stores its (out, in) weight so, which makes its forward ``x @ W.T``
+    and its ``dE/dW += dE/dy.T @ x`` products BLAS's fastest orientation (OpenBLAS, an
+    MLP's 784 -> 512 and 512 -> 512 layers at batch 128, 2 cores: forward 0.86x the time,
+    weight gradient 0.83-0.89x; dE/dx 1.09x). Values, checkpoints and ``state_dict`` are the
+    same either way; only the memory order differs.
     """
 
-    __slots__ = ("_data", "_grad", "requires_grad", "_flat")
+    __slots__ = ("_data", "_grad", "requires_grad", "_flat", "transposed")
 
-    def __init__(self, data, requires_grad: bool = True, dtype=None):
+    def __init__(self, data, requires_grad: bool = True, dtype=None, transposed: bool = False):
         arr = check_float_array(data, "Parameter")
         if dtype is not None:
             arr = arr.astype(resolve_dtype(dtype), copy=False)
+        if transposed and arr.ndim != 2:
+            raise ValueError(f"Parameter: only a 2-D parameter can be stored transposed, got shape {tuple(arr.shape)}")
         xp = array_module(arr)
-        self._data = xp.ascontiguousarray(arr)
-        self._grad = xp.zeros_like(self._data)
+        self.transposed = bool(transposed)
+        self._data = self._stored(arr)
+        self._grad = xp.zeros_like(self._data)  # the same memory order
         self.requires_grad = bool(requires_grad)
         self._flat = None
+
+    # memory order -----------------------------------------------------------------------
+    def _stored(self, value, dtype=None):
+        """A new array holding ``value`` in this parameter's memory order."""
+        xp = array_module(value)
+        if self.transposed:
+            return xp.ascontiguousarray(value.T, dtype=dtype).T
+        return xp.ascontiguousarray(value, dtype=dtype)
+
+    def _storage(self, array):
+        """``array`` (this parameter's data or grad) as the C-contiguous array it is stored as."""
+        return array.T if self.transposed else array
+
+    def _view(self, flat_slice):
+        """This parameter's array over its slice of a flat vector (a view)."""
+        if self.transposed:
+            return flat_slice.reshape(self.shape[::-1]).T
+        return flat_slice.reshape(self.shape)
 
     # value ------------------------------------------------------------------------------
     @property
@@ -88,9 +117,12 @@ class Parameter:
                 f"Parameter.{what}: cannot change the shape of a packed parameter from "
                 f"{tuple(current.shape)} to {tuple(value.shape)}; it is a view into the flat vector"
             )
+        if self.transposed and value.ndim != 2:
+            raise ValueError(f"Parameter.{what}: a transposed parameter stays 2-D, got shape {tuple(value.shape)}")
+        stored = self._stored(value, dtype=current.dtype)
         if what == "data":
-            self._grad = xp.zeros(value.shape, dtype=current.dtype)
-        return xp.ascontiguousarray(value, dtype=current.dtype)
+            self._grad = xp.zeros_like(stored)
+        return stored
 
     @property
     def shape(self):
@@ -147,10 +179,10 @@ class FlatParameters:
         for p, s in zip(params, slices):
             if p._flat is not None:
                 p._flat.superseded = True
-            self.data[s] = p._data.ravel()
-            self.grad[s] = p._grad.ravel()
-            p._data = self.data[s].reshape(p.shape)
-            p._grad = self.grad[s].reshape(p.shape)
+            self.data[s] = p._storage(p._data).ravel()
+            self.grad[s] = p._storage(p._grad).ravel()
+            p._data = p._view(self.data[s])
+            p._grad = p._view(self.grad[s])
             p._flat = self
 
     @property

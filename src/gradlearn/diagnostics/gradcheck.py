@@ -153,8 +153,10 @@ def gradcheck(
 
     report = GradcheckReport(type(target).__name__)
     for name, arr, analytic in tensors:
-        flat = arr.reshape(-1)
-        if flat.base is None and flat is not arr and arr.size > 1:
+        order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"  # memory order (a transposed Linear weight: F)
+        flat = arr.reshape(-1, order=order)  # a view, perturbed in place
+        analytic = analytic.reshape(-1, order=order)  # its elements in flat's order
+        if arr.size > 1 and not np.shares_memory(flat, arr):
             raise RuntimeError(f"gradcheck: cannot perturb {name} in place (not contiguous)")
         if arr.size <= max_elements:
             numeric = np.empty(arr.size)
@@ -166,7 +168,7 @@ def gradcheck(
                 minus = objective()
                 flat[i] = keep
                 numeric[i] = (plus - minus) / (2 * eps)
-            analytic_values = analytic.reshape(-1)
+            analytic_values = analytic
             checked = f"all {arr.size} elements"
         else:
             numeric = np.empty(directions)
@@ -181,7 +183,7 @@ def gradcheck(
                 minus = objective()
                 flat[:] = keep
                 numeric[k] = (plus - minus) / (2 * eps)
-                analytic_values[k] = analytic.reshape(-1) @ v
+                analytic_values[k] = analytic @ v
             checked = f"{directions} directions"
         abs_error = float(np.max(np.abs(analytic_values - numeric))) if numeric.size else 0.0
         scale = float(max(np.max(np.abs(numeric), initial=0.0), np.max(np.abs(analytic_values), initial=0.0)))

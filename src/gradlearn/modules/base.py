@@ -305,8 +305,8 @@ class Module:
                 flat.data = to_device(flat.data, device)
                 flat.grad = to_device(flat.grad, device)
                 for q, s in zip(flat.params, flat.slices):
-                    q._data = flat.data[s].reshape(q.shape)
-                    q._grad = flat.grad[s].reshape(q.shape)
+                    q._data = q._view(flat.data[s])
+                    q._grad = q._view(flat.grad[s])
             elif flat is None or flat.superseded:
                 p._data = to_device(p._data, device)
                 p._grad = to_device(p._grad, device)
@@ -330,8 +330,8 @@ class Module:
             m.__dict__.pop("_packed", None)  # the copied packing no longer holds the clone's arrays
         for p in clone.parameters():
             if p._flat is not None:
-                p._data = p._data.copy()
-                p._grad = p._grad.copy()
+                p._data = p._data.copy(order="K")  # (a transposed parameter stays transposed)
+                p._grad = p._grad.copy(order="K")
                 p._flat = None
         return clone
 
