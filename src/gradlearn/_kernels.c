@@ -414,8 +414,8 @@ DEFINE_KERNELS(double, f64)
  * (exp(x[i, j] - m) / s - [j == t_i]). *total = sum_i loss_i (in double). One pass of
  * scalar exp per row, for the few classes where NumPy's dozen calls cost more than the
  * arithmetic. A NaN logit makes its row's loss and gradient NaN (through s, or m), as
- * NumPy's max does. Returns 0, or 1 + the first row whose index is not
- * in [0, c) (nothing else is then meaningful). */
+ * NumPy's max does. Returns 0, or 1 + the first row whose index is not in [0, c)
+ * (nothing else is then meaningful). */
 #define DEFINE_CROSS_ENTROPY(T, S, EXP, LOG)                                                    \
 i64 cross_entropy_##S(const T *x, const int64_t *t, T *grad, double *total, i64 n, i64 c, double scale) { \
     double sum_loss = 0;                                                                        \

@@ -38,8 +38,8 @@ class Linear(Module):
         rng = resolve_generator(generator)
         bound = 1.0 / math.sqrt(self.in_features)
         # A large weight is stored transposed (Parameter): x @ W.T and dE/dW's product then
-        # run in BLAS's fastest orientation (an MLP's step 0.96-0.97x the time, its inference
-        # 0.92x; W3's 4096 -> 256 head on the workers: forward slower, backward faster, the
+        # run in BLAS's fastest orientation (an MLP's step 0.977x the time, its inference
+        # 0.93x; W3's 4096 -> 256 head on the workers: forward slower, backward faster, the
         # step level). Small weights stay C-ordered: there dE/dx's product and NumPy's sums
         # into a Fortran-ordered gradient lost more than the forward gained (a tiny MLP's
         # step 1.11x).
