@@ -15,7 +15,8 @@ with as many threads as gradlearn uses (``gradlearn.parallel.num_workers()``: Op
 thread count, by default the cores; 2 on the 2-core machine of our figures; it was fixed
 at 2, which on a 16-core machine pitted 2 threads against 16). Each workload's achieved
 GFLOP/s (2 flops per multiply-add, x3 for forward + the two backward products,
-from ``gl.summary``) is shown as a fraction of the NumPy float32 matmul peak (peak.py).
+from ``gl.summary``) is shown as a fraction of the NumPy float32 matmul peak (peak.py),
+timed inside the workload's own repetitions (the machine's speed moves within a run).
 ``--both-envs`` re-runs the whole measurement with OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE removed from the environment (that child process only).
 
@@ -36,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _workloads import WORKLOADS, batch, gl_trainer, mult_adds, openblas_info, rerun_without_openblas_vars, torch_trainer  # noqa: E402
-from peak import peak_gflops  # noqa: E402
+from peak import MatmulProbe, peak_gflops  # noqa: E402
 
 
 def gl_threads():
@@ -73,8 +74,10 @@ def _steps_for(fn, budget=0.25):
     return max(1, min(2000, int(budget / max(t, 1e-6))))
 
 
-def measure(name, repeats, torch_ok, budget=0.25, device="cpu", batch_size=None, settle=SETTLE):
-    """{'gl_train', 'torch_train', 'gl_infer', 'torch_infer'}: medians in samples/s.
+def measure(name, repeats, torch_ok, budget=0.25, device="cpu", batch_size=None, settle=SETTLE, probe=None):
+    """{'gl_train', 'torch_train', 'gl_infer', 'torch_infer'}: medians in samples/s; with a
+    ``probe`` (peak.MatmulProbe), also 'peak': the best matmul GFLOP/s of the probes timed
+    in these repetitions, one after each repetition's blocks.
 
     Each timed block starts ``settle`` seconds after the previous one ended: OpenBLAS's
     idle threads spin for about 0.1 s after a threaded product (and OpenMP's for a while
@@ -108,13 +111,20 @@ def measure(name, repeats, torch_ok, budget=0.25, device="cpu", batch_size=None,
             fn()
     steps = {k: _steps_for(fn, budget) for k, fn in sides.items()}
     rates = {k: [] for k in sides}
+    peaks = []
     for _ in range(repeats):
         for kind in ("train", "infer"):  # alternate gradlearn / torch within each repetition
             for side in ("gl", "torch"):
                 key = f"{side}_{kind}"
                 if key in sides:
                     rates[key].append(n / _time(sides[key], steps[key], settle))
-    return {k: statistics.median(v) for k, v in rates.items()}
+        if probe is not None:
+            time.sleep(settle)
+            peaks.append(probe.probe())
+    result = {k: statistics.median(v) for k, v in rates.items()}
+    if peaks:
+        result["peak"] = max(peaks)
+    return result
 
 
 def main(argv=None):
@@ -163,17 +173,20 @@ def main(argv=None):
         print(f"GPU: {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}; CuPy {cupy.__version__}")
     else:
         peak = peak_gflops()
-        print(f"NumPy float32 matmul peak: {peak:.1f} GFLOP/s")
-    head = f"{'':3} {'workload':<26} {'train gl/s':>10} {'torch/s':>9} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6} | {'infer gl/s':>10} {'torch/s':>9} {'ratio':>6}"
+        print(f"NumPy float32 matmul peak at the start: {peak:.1f} GFLOP/s; each workload's %peak is of the best")
+        print("products timed in its own repetitions (the 'peak' column), as the machine's speed moves within a run")
+    probe = None if peak is None else MatmulProbe()
+    head = f"{'':3} {'workload':<26} {'train gl/s':>10} {'torch/s':>9} {'ratio':>6} {'GFLOP/s':>8} {'peak':>6} {'%peak':>6} | {'infer gl/s':>10} {'torch/s':>9} {'ratio':>6}"
     print(head)
     for name in names:
-        r = measure(name, args.repeats, torch_ok, args.budget, args.device, args.batch_size, args.settle)
+        r = measure(name, args.repeats, torch_ok, args.budget, args.device, args.batch_size, args.settle, probe)
         gflops = r["gl_train"] * mult_adds(name) * 2 * 3 / 1e9
         tr = f"{r['gl_train'] / r['torch_train']:6.2f}" if torch_ok else f"{'-':>6}"
         ir = f"{r['gl_infer'] / r['torch_infer']:6.2f}" if torch_ok else f"{'-':>6}"
+        share = f"{100 * gflops / r['peak']:.0f}%" if "peak" in r else "-"
         print(
             f"{name:3} {WORKLOADS[name][0]:<26} {r['gl_train']:10.0f} {r.get('torch_train', float('nan')):9.0f} {tr} "
-            f"{gflops:8.1f} {'-' if peak is None else f'{100 * gflops / peak:.0f}%':>6} | {r['gl_infer']:10.0f} {r.get('torch_infer', float('nan')):9.0f} {ir}",
+            f"{gflops:8.1f} {r.get('peak', float('nan')):6.0f} {share:>6} | {r['gl_infer']:10.0f} {r.get('torch_infer', float('nan')):9.0f} {ir}",
             flush=True,
         )
     if args.both_envs:
