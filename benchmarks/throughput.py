@@ -76,8 +76,9 @@ def _steps_for(fn, budget=0.25):
 
 def measure(name, repeats, torch_ok, budget=0.25, device="cpu", batch_size=None, settle=SETTLE, probe=None):
     """{'gl_train', 'torch_train', 'gl_infer', 'torch_infer'}: medians in samples/s; with a
-    ``probe`` (peak.MatmulProbe), also 'peak': the best matmul GFLOP/s of the probes timed
-    in these repetitions, one after each repetition's blocks.
+    ``probe`` (peak.MatmulProbe), also 'peak': the median over these repetitions of the
+    matmul probe timed after each repetition's blocks (the machine's peak at the moments the
+    workload ran, as the other figures are medians of the same repetitions).
 
     Each timed block starts ``settle`` seconds after the previous one ended: OpenBLAS's
     idle threads spin for about 0.1 s after a threaded product (and OpenMP's for a while
@@ -123,7 +124,7 @@ def measure(name, repeats, torch_ok, budget=0.25, device="cpu", batch_size=None,
             peaks.append(probe.probe())
     result = {k: statistics.median(v) for k, v in rates.items()}
     if peaks:
-        result["peak"] = max(peaks)
+        result["peak"] = statistics.median(peaks)
     return result
 
 
@@ -173,8 +174,8 @@ def main(argv=None):
         print(f"GPU: {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}; CuPy {cupy.__version__}")
     else:
         peak = peak_gflops()
-        print(f"NumPy float32 matmul peak at the start: {peak:.1f} GFLOP/s; each workload's %peak is of the best")
-        print("products timed in its own repetitions (the 'peak' column), as the machine's speed moves within a run")
+        print(f"NumPy float32 matmul peak at the start: {peak:.1f} GFLOP/s; each workload's %peak is of the peak")
+        print("measured in its own repetitions (the 'peak' column): the machine's speed moves within a run")
     probe = None if peak is None else MatmulProbe()
     head = f"{'':3} {'workload':<26} {'train gl/s':>10} {'torch/s':>9} {'ratio':>6} {'GFLOP/s':>8} {'peak':>6} {'%peak':>6} | {'infer gl/s':>10} {'torch/s':>9} {'ratio':>6}"
     print(head)
