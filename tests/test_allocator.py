@@ -76,6 +76,28 @@ def test_the_limit_bounds_what_is_kept(cache):
         cache.set_limit(-1)
 
 
+def test_a_size_nothing_uses_any_more_is_freed_after_max_age_large_allocations(cache):
+    """A block of one size (a network trained before, a one-off conversion) stays cached
+    while arrays of other sizes come and go, until max_age() large allocations have passed
+    without its size; a size in use each round stays."""
+    odd = np.ones(LARGE + 4096, np.float32)
+    del odd
+    odd_bytes = cache.stats().bytes_cached
+    assert odd_bytes >= 4 * (LARGE + 4096)
+    for _ in range(cache.max_age() - 10):
+        step = np.empty(LARGE, np.float32)  # the size a training step keeps using
+        del step
+    assert cache.stats().bytes_cached >= odd_bytes  # not yet old enough
+    for _ in range(20):
+        step = np.empty(LARGE, np.float32)
+        del step
+    assert odd_bytes > cache.stats().bytes_cached >= 4 * LARGE  # the odd block went; the step's stays
+    before = cache.stats()
+    again = np.empty(LARGE, np.float32)
+    assert cache.stats().hits == before.hits + 1
+    del again
+
+
 def test_arrays_made_and_freed_on_many_threads(cache):
     """Arrays of the main thread freed on workers, and workers with the allocator of their
     own, all at once: every array keeps its values."""

@@ -1120,7 +1120,11 @@ DEFINE_DIRECT(double, f64, (VBYTES / 8))
  * ResNet-20 step (batch 64). Here a freed block of at least CACHE_MIN_BYTES is kept, in a
  * bin of blocks of its exact (page-rounded) size, for the next array of that size: a step
  * then reuses the last step's blocks. At most CACHE_PER_BIN blocks a size and
- * cache_limit bytes in all are kept; the rest go back to free(). NumPy calls these
+ * cache_limit bytes in all are kept; the rest go back to free(). A size that no large
+ * allocation or free has used for CACHE_MAX_AGE large allocations (a network trained
+ * before, a data set's one-off conversion, an evaluation's batches) goes back to free()
+ * too: without that, the main job's peak resident memory was 800 MB against 584 MB
+ * without the cache, most of it blocks no later array had the size of. NumPy calls these
  * through its NEP 49 handler (PyDataMem_Handler, version 1), which gradlearn.allocator
  * installs; each block starts with a 64-byte header holding its size, so realloc() knows
  * it. Thread-safe (one mutex, taken only for large blocks); reset in a forked child. */
@@ -1128,6 +1132,7 @@ DEFINE_DIRECT(double, f64, (VBYTES / 8))
 #define CACHE_MIN_BYTES ((size_t)256 * 1024)
 #define CACHE_BINS 64
 #define CACHE_PER_BIN 16
+#define CACHE_MAX_AGE 1024 /* large allocations: ResNet-20's step (batch 64) makes 136, LeNet-5's 11 */
 #define BLOCK_HEADER ((size_t)64)
 
 typedef struct {
@@ -1147,6 +1152,7 @@ typedef struct {
 typedef struct {
     size_t size; /* bytes of each block in the bin, header included; 0: unused bin */
     int count;
+    i64 last_used; /* cache_clock when a block of this size was last taken or kept */
     void *blocks[CACHE_PER_BIN];
 } cache_bin_t;
 
@@ -1154,6 +1160,7 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static cache_bin_t cache_bins[CACHE_BINS];
 static size_t cache_bytes;                       /* held in the bins (under cache_lock) */
 static size_t cache_limit = (size_t)512 << 20;   /* set_cache_limit */
+static i64 cache_clock;                          /* large allocations so far (under cache_lock) */
 static _Atomic i64 cache_hits, cache_misses;
 
 static size_t block_bytes(size_t payload) { /* 0: too large to add a header to */
@@ -1167,15 +1174,27 @@ static void *block_payload(void *block, size_t total) {
     return (char *)block + BLOCK_HEADER;
 }
 
+static void cache_free_bin(cache_bin_t *bin) { /* under cache_lock */
+    while (bin->count > 0) {
+        free(bin->blocks[--bin->count]);
+        cache_bytes -= bin->size;
+    }
+}
+
 static void *cache_take(size_t total) { /* a cached block of exactly total bytes, or NULL */
     void *block = NULL;
     pthread_mutex_lock(&cache_lock);
-    for (int i = 0; i < CACHE_BINS; i++)
-        if (cache_bins[i].size == total && cache_bins[i].count > 0) {
-            block = cache_bins[i].blocks[--cache_bins[i].count];
+    cache_clock++;
+    for (int i = 0; i < CACHE_BINS; i++) {
+        cache_bin_t *bin = &cache_bins[i];
+        if (bin->size == total && bin->count > 0 && !block) {
+            block = bin->blocks[--bin->count];
             cache_bytes -= total;
-            break;
+            bin->last_used = cache_clock;
+        } else if (bin->count > 0 && cache_clock - bin->last_used > CACHE_MAX_AGE) {
+            cache_free_bin(bin); /* a size nothing has used for a while */
         }
+    }
     pthread_mutex_unlock(&cache_lock);
     atomic_fetch_add(block ? &cache_hits : &cache_misses, 1);
     return block;
@@ -1192,6 +1211,7 @@ static int cache_keep(void *block, size_t total) { /* 1 when the cache took the 
             if (cache_bins[i].count == 0) bin = &cache_bins[i]; /* an empty bin takes the new size */
         if (bin && bin->count < CACHE_PER_BIN) {
             bin->size = total;
+            bin->last_used = cache_clock;
             bin->blocks[bin->count++] = block;
             cache_bytes += total;
             kept = 1;
@@ -1321,4 +1341,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", "gradlearn's compiled CPU kernels (called through ctypes).", -1, methods};
 
-PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kernels(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "CACHE_MAX_AGE", CACHE_MAX_AGE) < 0) Py_CLEAR(m);
+    return m;
+}

@@ -16,7 +16,10 @@ made it. ``GRADLEARN_ALLOCATOR=0`` in the environment leaves NumPy's default alo
 a build without the compiled extension. Arrays are the same either way; only where their
 memory comes from changes. The cache counts in the process's resident memory: at most
 ``limit`` bytes (512 MiB unless ``set_limit`` says otherwise), of blocks a next step would
-reuse.
+reuse. A size that no large allocation or free has used for the last ``max_age()`` large
+allocations (1024; ResNet-20's step makes 136, LeNet-5's 11) is freed: blocks of a network
+trained before, of a data set's one-off conversion, or of an evaluation's batches do not
+stay resident (the main job's peak memory was 800 MB with the cache against 584 MB without).
 """
 
 from __future__ import annotations
@@ -81,6 +84,13 @@ def stats() -> Stats:
     """Counts since the process started (all threads), and what the cache holds now."""
     extension = _extension()
     return Stats(*extension.allocator_stats()) if extension is not None else Stats(0, 0, 0, 0)
+
+
+def max_age() -> int:
+    """Large allocations after which a size nothing has used is freed from the cache (0
+    without the compiled extension)."""
+    extension = _extension()
+    return extension.CACHE_MAX_AGE if extension is not None else 0
 
 
 def set_limit(nbytes: int) -> None:
