@@ -14,8 +14,8 @@ which spin for a while after their work, have stopped (see ``measure``). PyTorch
 with as many threads as gradlearn uses (``gradlearn.parallel.num_workers()``: OpenBLAS's
 thread count, by default the cores; 2 on the 2-core machine of our figures; it was fixed
 at 2, which on a 16-core machine pitted 2 threads against 16). Each workload's achieved
-GFLOP/s (2 flops per multiply-add, x3 for forward + the two backward products,
-from ``gl.summary``) is shown as a fraction of the NumPy float32 matmul peak (peak.py),
+GFLOP/s (2 flops per multiply-add of ``gl.summary``; x3 for forward + the two backward
+products, less the data input's gradient, which neither side computes) is shown as a fraction of the NumPy float32 matmul peak (peak.py),
 timed inside the workload's own repetitions (the machine's speed moves within a run).
 ``--both-envs`` re-runs the whole measurement with OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE removed from the environment (that child process only).
@@ -36,7 +36,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _workloads import WORKLOADS, batch, gl_trainer, mult_adds, openblas_info, rerun_without_openblas_vars, torch_trainer  # noqa: E402
+from _workloads import WORKLOADS, batch, gl_trainer, openblas_info, rerun_without_openblas_vars, torch_trainer, training_mult_adds  # noqa: E402
 from peak import MatmulProbe, peak_gflops  # noqa: E402
 
 
@@ -181,7 +181,7 @@ def main(argv=None):
     print(head)
     for name in names:
         r = measure(name, args.repeats, torch_ok, args.budget, args.device, args.batch_size, args.settle, probe)
-        gflops = r["gl_train"] * mult_adds(name) * 2 * 3 / 1e9
+        gflops = r["gl_train"] * training_mult_adds(name) * 2 / 1e9
         tr = f"{r['gl_train'] / r['torch_train']:6.2f}" if torch_ok else f"{'-':>6}"
         ir = f"{r['gl_infer'] / r['torch_infer']:6.2f}" if torch_ok else f"{'-':>6}"
         share = f"{100 * gflops / r['peak']:.0f}%" if "peak" in r else "-"
