@@ -3,8 +3,8 @@
     python benchmarks/peak.py [--sizes 1024,2048] [--repeats 5] [--both-envs]
 
 The best (and median) rate over the repetitions is the "peak". throughput.py prints it once
-at the start, and compares each workload's achieved rate with the best of the same products
-timed inside that workload's repetitions (``MatmulProbe``).
+at the start, and compares each workload's achieved rate with the same products timed
+after each of that workload's repetitions (``MatmulProbe``; the median of those probes).
 """
 
 from __future__ import annotations

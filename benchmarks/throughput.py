@@ -15,8 +15,9 @@ with as many threads as gradlearn uses (``gradlearn.parallel.num_workers()``: Op
 thread count, by default the cores; 2 on the 2-core machine of our figures; it was fixed
 at 2, which on a 16-core machine pitted 2 threads against 16). Each workload's achieved
 GFLOP/s (2 flops per multiply-add of ``gl.summary``; x3 for forward + the two backward
-products, less the data input's gradient, which neither side computes) is shown as a fraction of the NumPy float32 matmul peak (peak.py),
-timed inside the workload's own repetitions (the machine's speed moves within a run).
+products, less the data input's gradient, which neither side computes) is shown as a
+fraction of the NumPy float32 matmul peak (peak.py), timed after each of the workload's own
+repetitions (the machine's speed moves within a run).
 ``--both-envs`` re-runs the whole measurement with OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE removed from the environment (that child process only).
 
