@@ -290,6 +290,15 @@ def test_a_channels_last_input_shares_each_kernel_call_with_the_team(c_in, args,
         assert_close(db, gemm.bias.grad, 3e-5, "bias gradient")
 
 
+@pytest.mark.parametrize("channels", [1, 3, 8, 9, 16])  # up to 8 copied channel by channel, else in one copy
+def test_nhwc_gives_the_channels_last_array_a_view_when_it_already_is(channels):
+    x = np.random.default_rng(0).standard_normal((3, channels, 5, 4)).astype(np.float32)
+    got = conv_module._nhwc(x, "test_nhwc")
+    assert got.flags.c_contiguous and np.array_equal(got, x.transpose(0, 2, 3, 1))
+    cl = to_channels_last(x)
+    assert np.shares_memory(conv_module._nhwc(cl, "test_nhwc"), cl)
+
+
 def test_blocked_kernels_leave_mixed_dtypes_to_the_gemm_path(kernel_calls):
     """A float64 dE/dy into a float32 layer: the kernels read one dtype, so the GEMMs run."""
     needs_compiled()

@@ -323,14 +323,25 @@ def _pm_conv(x, pads, wmat, out, kernel, stride, dilation, bias=None, name="pm_p
     return out
 
 
+_FEW_CHANNELS = 8  # up to this many channels, _nhwc copies channel by channel
+
+
 def _nhwc(x, name):
     """x (N, C, H, W) as a C-contiguous channels-last (N, H, W, C) array: a view when x is
-    channels-last, else a copy in shared scratch."""
+    channels-last, else a copy in shared scratch. With few channels the copy goes one
+    channel at a time (contiguous reads, writes C apart): NumPy's one transposing copy
+    walks the source C-order-strided instead, 2-3.7x slower there (1 core: LeNet-5's
+    128 x 6 x 14 x 14 0.246 -> 0.111 ms, 64 x 3 x 32 x 32 0.546 -> 0.149 ms), but faster
+    from about 10 channels (64 x 16 x 16 x 16: 0.205 against 0.588 ms)."""
     view = x.transpose(0, 2, 3, 1)
     if view.flags.c_contiguous:
         return view
     copy = _SHARED.get(name, view.shape, x.dtype, np)
-    np.copyto(copy, view)
+    if x.shape[1] <= _FEW_CHANNELS:
+        for channel in range(x.shape[1]):
+            copy[..., channel] = x[:, channel]
+    else:
+        np.copyto(copy, view)
     return copy
 
 
