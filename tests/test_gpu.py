@@ -93,6 +93,33 @@ def test_max_pool_routes_ties_to_the_first_maximum_as_on_the_cpu(cupy):
     np.testing.assert_array_equal(host(gpu.backward(cupy.asarray(g))), cpu.backward(g))
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("index_dtype", [np.int64, np.int32, np.uint8])
+def test_cross_entropy_is_one_fused_pass_on_the_gpu_with_the_cpu_results(cupy, reduction, index_dtype):
+    """Any integer indices, either reduction, logits in column-major order; a NaN logit makes
+    its row's loss and gradient NaN and leaves the other rows as they were."""
+    rng = np.random.default_rng(0)
+    x = (5 * rng.standard_normal((33, 7))).astype(np.float32)
+    y = rng.integers(0, 7, 33).astype(index_dtype)
+    cpu, gpu = gl.CrossEntropyLoss(reduction), gl.CrossEntropyLoss(reduction)
+    value = gpu(cupy.asfortranarray(cupy.asarray(x)), cupy.asarray(y))
+    assert on_gpu(value) and value.dtype == np.float32
+    assert_close(host(value), cpu(x, y.astype(np.int64)), FLOAT32, "loss")
+    assert_close(host(gpu.backward()), cpu.backward(), FLOAT32, "gradient")
+    x[4, 2] = np.nan
+    assert np.isnan(host(gpu(cupy.asarray(x), cupy.asarray(y))))
+    grad = host(gpu.backward())
+    assert np.isnan(grad[4]).all() and np.isfinite(np.delete(grad, 4, axis=0)).all()
+
+
+@pytest.mark.parametrize("bad", [-1, 7])
+def test_cross_entropy_on_the_gpu_names_a_class_index_out_of_range(cupy, bad):
+    y = np.array([0, 3, bad, 6, bad])
+    x = np.zeros((5, 7), np.float32)
+    with pytest.raises(ValueError, match=rf"class index {bad} is out of range \[0, 7\)"):
+        gl.CrossEntropyLoss()(cupy.asarray(x), cupy.asarray(y))
+
+
 def test_moving_a_packed_model_moves_its_two_flat_vectors(cupy):
     net = gl.Sequential(gl.Linear(3, 4), gl.ReLU(), gl.Linear(4, 2))
     flat = net.flat_parameters()

@@ -131,6 +131,43 @@ def _kernels():
             """,
             "gradlearn_max_pool_tiles_grad",
         ),
+        # Tanh's and Sigmoid's backward: gi = dy * (1 - y^2), gi = dy * y * (1 - y)
+        "tanh_grad": elementwise("T dy, Y y", "T gi", "gi = dy * ((T)1 - (T)y * (T)y)", "gradlearn_tanh_grad"),
+        "sigmoid_grad": elementwise("T dy, Y y", "T gi", "gi = dy * (T)y * ((T)1 - (T)y)", "gradlearn_sigmoid_grad"),
+        # CrossEntropyLoss from class indices, one thread per row i of the (N, C) logits x:
+        # with s = x_i - max(x_i), the row's loss l = scale * (log sum_c exp(s_c) - s_t) and
+        # its gradient row scale * (softmax(s) - onehot(t)); scale is 1/N for 'mean', 1 for
+        # 'sum'. An index t outside [0, C) makes l NaN (the caller then names it), as does a
+        # NaN logit (its row's loss and gradient are NaN, as on the CPU).
+        "cross_entropy_rows": elementwise(
+            "I t, raw T x, int32 classes, T scale",
+            "T l, raw T grad",
+            """
+            ptrdiff_t at[] = {i, 0};
+            T top = x[at];
+            for (int c = 1; c < classes; ++c) {
+                at[1] = c;
+                T v = x[at];
+                if (v > top || v != v) top = v;
+            }
+            T total = 0;
+            for (int c = 0; c < classes; ++c) {
+                at[1] = c;
+                total += exp(x[at] - top);
+            }
+            bool valid = t >= 0 && t < classes;
+            at[1] = valid ? (ptrdiff_t)t : 0;
+            T zero = 0;
+            l = valid ? (log(total) - (x[at] - top)) * scale : zero / zero;
+            T inv = (T)1 / total;
+            for (int c = 0; c < classes; ++c) {
+                at[1] = c;
+                ptrdiff_t g[] = {i, c};
+                grad[g] = (exp(x[at] - top) * inv - (c == t ? (T)1 : (T)0)) * scale;
+            }
+            """,
+            "gradlearn_cross_entropy_rows",
+        ),
         # SGD with momentum and L2 decay, on the flat vector, in one pass:
         # d = g + decay * w;  buf = momentum * buf + d;  w -= lr * buf
         "sgd_momentum": elementwise(

@@ -11,14 +11,18 @@ E(W, y, X) (shape (N, C); low energy = preferred answer) and class-index targets
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import compiled
 from .backend import array_module
+from .gpu_kernels import kernel
 from .modules.base import Module
 
 REDUCTIONS = ("mean", "sum")
 MAX_COMPILED_CLASSES = 64  # classes up to which CrossEntropyLoss takes its compiled pass (scalar exp; see _forward_compiled)
+GPU_ROW_CLASSES = 1024  # classes up to which CrossEntropyLoss takes its GPU kernel (a thread per row; see _forward_gpu)
 
 
 class Loss(Module):
@@ -146,6 +150,9 @@ class CrossEntropyLoss(Loss):
             if not self.label_smoothing and self._compiled(prediction, target, xp):
                 self.check_class_indices(prediction, target, check_range=False)  # the kernel checks the range
                 return self._forward_compiled(prediction, target)
+            if not self.label_smoothing and self._fused_on_gpu(prediction, target, xp):
+                self.check_class_indices(prediction, target, check_range=False)  # the kernel checks the range
+                return self._forward_gpu(prediction, target, xp)
             self.check_class_indices(prediction, target)
             if not self.label_smoothing:
                 return self._forward_indices(prediction, target, xp)
@@ -203,6 +210,38 @@ class CrossEntropyLoss(Loss):
         self.grad = grad
         value = total[0] * scale
         return prediction.dtype.type(value)
+
+
+    @staticmethod
+    def _fused_on_gpu(prediction, target, xp):
+        """Whether ``_forward_gpu`` takes these (valid-looking) arguments."""
+        return (
+            xp is not np
+            and getattr(prediction, "ndim", 0) == 2
+            and prediction.shape[1] <= GPU_ROW_CLASSES
+            and getattr(getattr(target, "dtype", None), "kind", None) in ("i", "u")
+            and array_module(target) is xp
+        )
+
+    def _forward_gpu(self, prediction, target, xp):
+        """The loss and its gradient on the GPU in two kernels: each row's scaled loss and
+        its gradient row in one (``gpu_kernels`` 'cross_entropy_rows', a thread per row),
+        then their sum. On an H100 machine the vectorised path took 0.6 ms of a 1.2 ms MLP
+        step: a dozen CuPy calls and two readbacks for the range check.
+
+        A class index out of range makes the value NaN; reading the value (to raise for
+        it, with ``check_class_indices``) is the one host synchronisation of a training
+        step on the GPU. A NaN logit makes the value NaN too, and is returned as it is."""
+        n, classes = prediction.shape
+        scale = prediction.dtype.type(1.0 / n if self.reduction == "mean" else 1.0)
+        per_row = xp.empty(n, dtype=prediction.dtype)
+        grad = xp.empty((n, classes), dtype=prediction.dtype)
+        kernel("cross_entropy_rows")(target, prediction, classes, scale, per_row, grad)
+        value = per_row.sum()
+        if not math.isfinite(float(value)):
+            self.check_class_indices(prediction, target)  # raises, naming the first bad index
+        self.grad = grad
+        return value
 
 
 class NLLLoss(Loss):
