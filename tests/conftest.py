@@ -1,3 +1,8 @@
+import importlib.util
+import os
+import shutil
+import sys
+
 import numpy as np
 import pytest
 
@@ -49,3 +54,28 @@ def workers_idle(monkeypatch):
     from gradlearn import parallel
 
     monkeypatch.setattr(parallel, "_last_section", -1e9)
+
+
+def mpiexec():
+    """The path of ``mpiexec`` (the one beside this Python first, as pip's mpich installs
+    it); skips the test, saying why, without mpi4py or an mpiexec."""
+    if importlib.util.find_spec("mpi4py") is None:
+        pytest.skip("mpi4py is not installed (pip install 'gradlearn[distributed]')")
+    for path in (os.path.join(os.path.dirname(sys.executable), "mpiexec"), shutil.which("mpiexec")):
+        if path and os.path.exists(path):
+            return path
+    pytest.skip("no mpiexec on this machine (pip install mpich, or a system MPI)")
+
+
+def mpi_env():
+    """The environment for ranks started by ``mpiexec``: one BLAS thread each, no rank
+    variables inherited from an enclosing MPI job, and Open MPI's consent to run as root
+    (it refuses otherwise, as on a container's root account; MPICH ignores the variables)."""
+    import gradlearn.distributed as dist
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    for var in dist._RANK_VARIABLES + dist._SIZE_VARIABLES:
+        env.pop(var, None)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    return env

@@ -1,10 +1,8 @@
 """Data-parallel training over MPI: single-process behaviour of the helpers, and real runs
 under ``mpiexec -n 2`` (subprocesses; skipped, saying why, without mpi4py or mpiexec)."""
 
-import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,7 +12,7 @@ import pytest
 
 import gradlearn as gl
 import gradlearn.distributed as dist
-from tests.conftest import assert_close
+from tests.conftest import assert_close, mpi_env, mpiexec
 
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "distributed_scripts")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -145,21 +143,9 @@ def test_scaled_lr_is_the_linear_rule():
 # real runs under mpiexec ---------------------------------------------------------------------------
 
 
-def _mpiexec():
-    if importlib.util.find_spec("mpi4py") is None:
-        pytest.skip("mpi4py is not installed (pip install 'gradlearn[distributed]')")
-    candidates = [os.path.join(os.path.dirname(sys.executable), "mpiexec"), shutil.which("mpiexec")]
-    for path in candidates:
-        if path and os.path.exists(path):
-            return path
-    pytest.skip("no mpiexec on this machine (pip install mpich, or a system MPI)")
-
-
 def _run(args, timeout=60, ranks=2, launcher_options=()):
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    for var in dist._RANK_VARIABLES + dist._SIZE_VARIABLES:
-        env.pop(var, None)
-    command = [_mpiexec(), *launcher_options, "-n", str(ranks), sys.executable, "-m", "gradlearn.distributed", *args]
+    env = mpi_env()
+    command = [mpiexec(), *launcher_options, "-n", str(ranks), sys.executable, "-m", "gradlearn.distributed", *args]
     started = time.monotonic()
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
@@ -200,7 +186,7 @@ def _single_process(*args):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    _mpiexec()
+    mpiexec()
     return _single_process("none", str(tmp_path_factory.mktemp("fresh") / "fresh.safetensors"))
 
 
@@ -224,7 +210,7 @@ def test_a_failing_rank_ends_the_job_naming_the_rank(mode, tmp_path, uninterrupt
 
 def test_a_dead_rank_without_launcher_cleanup_times_out(tmp_path):
     """With hydra's cleanup disabled, the polled all-reduce's deadline (3 s) ends the job."""
-    version = subprocess.run([_mpiexec(), "--version"], capture_output=True, text=True, timeout=30).stdout
+    version = subprocess.run([mpiexec(), "--version"], capture_output=True, text=True, timeout=30).stdout
     if "HYDRA" not in version:
         pytest.skip("this check uses MPICH hydra's -disable-auto-cleanup; this mpiexec is not hydra")
     result, elapsed = _run([os.path.join(SCRIPTS, "faults.py"), "hang", str(tmp_path / "c.safetensors")],

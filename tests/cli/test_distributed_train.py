@@ -2,45 +2,23 @@
 result equals a one-process run with the same global batch."""
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 
 import numpy as np
-import pytest
 
-import gradlearn.distributed as dist
-
-
-def _mpiexec():
-    try:
-        import mpi4py  # noqa: F401  (only whether it imports)
-    except ImportError:
-        pytest.skip("mpi4py is not installed (pip install 'gradlearn[distributed]')")
-    path = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    path = path if os.path.exists(path) else shutil.which("mpiexec")
-    if not path:
-        pytest.skip("no mpiexec on this machine (pip install mpich)")
-    return path
-
-
-def _env():
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    for var in dist._RANK_VARIABLES + dist._SIZE_VARIABLES:
-        env.pop(var, None)
-    return env
+from ..conftest import mpi_env, mpiexec
 
 
 def test_distributed_train_matches_one_process(tmp_path):
-    mpiexec = _mpiexec()
+    launcher = mpiexec()
     options = ["--data", "digits", "--model", "convnet", "--epochs", "2", "--batch-size", "32", "--seed", "3"]
-    two = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "gradlearn", "train", *options, "--distributed",
-                          "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=240, env=_env())
+    two = subprocess.run([launcher, "-n", "2", sys.executable, "-m", "gradlearn", "train", *options, "--distributed",
+                          "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=240, env=mpi_env())
     assert two.returncode == 0, two.stdout + two.stderr
     assert two.stdout.count("Test: loss") == 1  # rank 0 alone prints
     one = subprocess.run([sys.executable, "-m", "gradlearn", "train", *options, "--out", str(tmp_path / "one")],
-                         capture_output=True, text=True, timeout=240, env=_env())
+                         capture_output=True, text=True, timeout=240, env=mpi_env())
     assert one.returncode == 0, one.stderr
     from safetensors.numpy import load_file
 
