@@ -120,6 +120,47 @@ def test_cross_entropy_on_the_gpu_names_a_class_index_out_of_range(cupy, bad):
         gl.CrossEntropyLoss()(cupy.asarray(x), cupy.asarray(y))
 
 
+def test_channel_moments_sums_any_layout_in_float64(cupy):
+    """Many blocks per channel, and arrays in C order, channels-last and sliced."""
+    from gradlearn.gpu_kernels import channel_moments
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((16, 5, 20, 24)).astype(np.float32)
+    b = (3 + rng.standard_normal(a.shape)).astype(np.float32)
+    shift = rng.standard_normal(5).astype(np.float32)
+    expected_sum = a.astype(np.float64).sum(axis=(0, 2, 3))
+    expected_dot = (a.astype(np.float64) * (b - shift[None, :, None, None].astype(np.float64))).sum(axis=(0, 2, 3))
+    for move in (cupy.asarray, lambda x: _strided(cupy, x)):
+        got = channel_moments(move(a), move(b), cupy.asarray(shift)).get()
+        np.testing.assert_allclose(got[0], expected_sum, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(got[1], expected_dot, rtol=1e-12, atol=1e-9)
+    sliced = cupy.asarray(a)[::2, 1:4, :, ::3]  # every stride differs from a contiguous array's
+    got = channel_moments(sliced, sliced).get()
+    part = a[::2, 1:4, :, ::3].astype(np.float64)
+    np.testing.assert_allclose(got[0], part.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(got[1], (part * part).sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_batch_norm_of_a_large_offset_batch_matches_the_cpu(cupy, layout):
+    """A ResNet-sized batch whose channels sit far from 0 (mean 50, deviation 1): the GPU's
+    one-pass variance in float64 keeps the CPU's two-pass result."""
+    rng = np.random.default_rng(0)
+    x = (50 + rng.standard_normal((32, 16, 16, 16))).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    cpu = gl.BatchNorm2d(16)
+    cpu.weight.data[:] = rng.uniform(0.5, 1.5, 16)
+    gpu = cpu.copy().to("cuda")
+    move = cupy.asarray if layout == "contiguous" else lambda a: _strided(cupy, a)
+    for _ in range(2):
+        assert_close(host(gpu(move(x))), cpu(x), FLOAT32, "output")
+        assert_close(host(gpu.backward(move(dy))), cpu.backward(dy), FLOAT32, "input gradient")
+    for name, value in cpu.state_dict().items():
+        assert_close(host(gpu.state_dict()[name]), value, FLOAT32, name)
+    assert_close(host(gpu.weight.grad), cpu.weight.grad, FLOAT32, "weight gradient")
+    assert_close(host(gpu.bias.grad), cpu.bias.grad, FLOAT32, "bias gradient")
+
+
 def test_moving_a_packed_model_moves_its_two_flat_vectors(cupy):
     net = gl.Sequential(gl.Linear(3, 4), gl.ReLU(), gl.Linear(4, 2))
     flat = net.flat_parameters()

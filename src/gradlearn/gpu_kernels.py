@@ -15,6 +15,8 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
+
 from .backend import channels_last
 
 
@@ -28,46 +30,56 @@ def _kernels():
         "relu_grad": elementwise("T dy, Y y", "T gi", "gi = y > (Y)0 ? dy : (T)0", "gradlearn_relu_grad"),
         # the sum over the reduction axes of u * v
         "dot": reduction("T u, T v", "T s", "u * v", "a + b", "s = a", "0", "gradlearn_dot"),
-        # BatchNorm: x minus the channel's mean (its sum times 1/count)
-        "centre": elementwise("T x, T sum, T inv_count", "T c", "c = x - sum * inv_count", "gradlearn_centre"),
-        # y = c * scale + shift (scale and shift broadcast per channel)
-        "scale_shift": elementwise("T c, T scale, T shift", "T y", "y = c * scale + shift", "gradlearn_scale_shift"),
-        # BatchNorm, per channel: from the batch's sum and sum of squared deviations, 1/sigma,
-        # the scale and shift of y = (x - mean) * scale + shift, and the running statistics
-        # updated in place (factor 0 leaves them)
-        "bn_statistics": elementwise(
-            "T sum, T sum_sq, T weight, T bias, T inv_count, T eps, T factor, T unbias",
-            "T inv_std, T scale, T shift, T running_mean, T running_var",
+        # BatchNorm, per channel, from the batch's float64 sums of x and x^2
+        # (channel_moments): the mean, 1/sigma, the scale weight/sigma, and the running
+        # statistics updated in place (factor 0 leaves them; unbias = count / (count - 1))
+        "bn_moments": elementwise(
+            "float64 sum, float64 sum_sq, T weight, float64 inv_count, float64 eps, T factor, T unbias",
+            "T mean, T inv_std, T scale, T running_mean, T running_var",
             """
-            T mean = sum * inv_count;
-            T var = sum_sq * inv_count;
-            inv_std = (T)1 / sqrt(var + eps);
-            scale = inv_std * weight;
-            shift = bias;
-            running_mean = running_mean * ((T)1 - factor) + factor * mean;
-            running_var = running_var * ((T)1 - factor) + (factor * unbias) * var;
+            double m = sum * inv_count;
+            double var = sum_sq * inv_count - m * m;
+            var = var > 0.0 ? var : 0.0;
+            double r = 1.0 / sqrt(var + eps);
+            mean = (T)m;
+            inv_std = (T)r;
+            scale = (T)(r * (double)weight);
+            running_mean = running_mean * ((T)1 - factor) + factor * (T)m;
+            running_var = running_var * ((T)1 - factor) + (factor * unbias) * (T)var;
             """,
-            "gradlearn_bn_statistics",
+            "gradlearn_bn_moments",
         ),
-        # BatchNorm backward, per channel: the coefficients of the input gradient below, and
-        # the parameter gradients added in place (dE/dweight += sum(dy * xhat), dE/dbias += sum(dy))
-        "bn_grad_coefficients": elementwise(
-            "T sum_dy, T sum_dy_centred, T inv_std, T weight, T inv_count",
+        # BatchNorm in evaluation, per channel: the same from the running statistics
+        "bn_running": elementwise(
+            "T running_mean, T running_var, T weight, T eps",
+            "T mean, T inv_std, T scale",
+            "mean = running_mean; inv_std = (T)1 / sqrt(running_var + eps); scale = inv_std * weight;",
+            "gradlearn_bn_running",
+        ),
+        # y = (x - mean) * scale + bias (per-channel mean, scale and bias broadcast)
+        "bn_normalize": elementwise(
+            "T x, T mean, T scale, T bias", "T y", "y = (x - mean) * scale + bias", "gradlearn_bn_normalize"
+        ),
+        # BatchNorm backward, per channel, from the float64 sums of dy and dy * (x - mean):
+        # the coefficients of the input gradient below, and the parameter gradients added in
+        # place (dE/dweight += sum(dy * xhat), dE/dbias += sum(dy))
+        "bn_grad_moments": elementwise(
+            "float64 sum_dy, float64 sum_dy_centred, T inv_std, T weight, float64 inv_count",
             "T mean_dy, T k, T scale, T weight_grad, T bias_grad",
             """
-            mean_dy = sum_dy * inv_count;
+            mean_dy = (T)(sum_dy * inv_count);
             scale = inv_std * weight;
-            k = sum_dy_centred * inv_std * inv_std * inv_count;
-            weight_grad += sum_dy_centred * inv_std;
-            bias_grad += sum_dy;
+            k = (T)(sum_dy_centred * inv_count) * inv_std * inv_std;
+            weight_grad += (T)sum_dy_centred * inv_std;
+            bias_grad += (T)sum_dy;
             """,
-            "gradlearn_bn_grad_coefficients",
+            "gradlearn_bn_grad_moments",
         ),
         # BatchNorm backward with batch statistics, per element:
         # gi = (dy - mean(dy) - (x - mean) * sum(dy * (x - mean)) / (count * sigma^2)) * weight / sigma
         "bn_input_grad": elementwise(
-            "T dy, T centred, T mean_dy, T k, T scale", "T gi",
-            "gi = (dy - mean_dy - centred * k) * scale", "gradlearn_bn_input_grad",
+            "T dy, T x, T mean, T mean_dy, T k, T scale", "T gi",
+            "gi = (dy - mean_dy - (x - mean) * k) * scale", "gradlearn_bn_input_grad",
         ),
         # Conv2d's col2im as a gather: every input element (n, c, y, x) of dE/dx sums the
         # column-gradient entries cols[c, i, j, n, a, b] of the outputs (a, b) whose window
@@ -175,6 +187,82 @@ def _kernels():
             "T d = g + decay * w; buf = momentum * buf + d; w = w - lr * buf;", "gradlearn_sgd_momentum",
         ),
     }
+
+
+# Per-channel sums of an (N, C, ...) array a, and of a * (b - shift), over every axis but 1,
+# for any strides (C order, channels-last, sliced): block (c, j) of THREADS threads adds the
+# positions j, j + chunks, ... of channel c in float64, sums them in shared memory, and adds
+# its two totals to sums[c] and sums[C + c] with atomicAdd.
+_CHANNEL_MOMENTS = """
+extern "C" __global__ void gradlearn_channel_moments_{T}(
+        const {T}* a, const {T}* b, const {T}* shift, int use_shift,
+        long long n, long long channels, long long h, long long w,
+        long long an, long long ac, long long ah, long long aw,
+        long long bn, long long bc, long long bh, long long bw, double* sums) {{
+    __shared__ double first[{threads}], second[{threads}];
+    long long ch = blockIdx.x, hw = h * w, total = n * hw;
+    double m = use_shift ? (double)shift[ch] : 0.0, s = 0.0, q = 0.0;
+    for (long long p = (long long)blockIdx.y * blockDim.x + threadIdx.x; p < total; p += (long long)gridDim.y * blockDim.x) {{
+        long long i = p / hw, r = p - i * hw, y = r / w, x = r - y * w;
+        double u = (double)a[i * an + ch * ac + y * ah + x * aw];
+        s += u;
+        q += u * ((double)b[i * bn + ch * bc + y * bh + x * bw] - m);
+    }}
+    first[threadIdx.x] = s;
+    second[threadIdx.x] = q;
+    __syncthreads();
+    for (int k = blockDim.x / 2; k > 0; k >>= 1) {{
+        if (threadIdx.x < k) {{
+            first[threadIdx.x] += first[threadIdx.x + k];
+            second[threadIdx.x] += second[threadIdx.x + k];
+        }}
+        __syncthreads();
+    }}
+    if (threadIdx.x == 0) {{
+        atomicAdd(sums + ch, first[0]);
+        atomicAdd(sums + channels + ch, second[0]);
+    }}
+}}
+"""
+THREADS = 256  # per block of channel_moments (a power of 2: the shared-memory sum halves it)
+MOMENT_BLOCKS = 1024  # blocks channel_moments aims at in all, at least one per channel
+
+
+@functools.cache
+def _moments_kernel(type_name: str):
+    import cupy
+
+    return cupy.RawKernel(_CHANNEL_MOMENTS.format(T=type_name, threads=THREADS), f"gradlearn_channel_moments_{type_name}")
+
+
+def channel_moments(a, b, shift=None):
+    """Per-channel sum(a) and sum(a * (b - shift)) of two (N, C, ...) arrays of 2 to 4
+    dimensions in any memory layouts, over every axis but 1, accumulated in float64, in one
+    kernel: a (2, C) float64 array. ``shift`` is a (C,) array, or None for 0: BatchNorm's
+    forward takes (x, x) for sum(x) and sum(x^2), its backward (dy, x, mean) for sum(dy) and
+    sum(dy * (x - mean)). In float64 the one-pass variance E[x^2] - mean^2 keeps its digits:
+    a float32 x's square is exact in it. Two CuPy reductions per sum took 3.8 ms of a 24 ms
+    ResNet-20 step (H100 machine): the host's time, not the GPU's."""
+    import cupy
+
+    types = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+    if a.dtype not in types:
+        raise TypeError(f"channel_moments: expected float32 or float64 arrays, got {a.dtype}")
+    b = b if b.dtype == a.dtype else b.astype(a.dtype)
+    shape = tuple(a.shape) + (1,) * (4 - a.ndim)
+    n, c, h, w = shape
+    chunks = max(1, min(-(-(n * h * w) // THREADS), MOMENT_BLOCKS // c))
+    sums = cupy.zeros((2, c), np.float64)
+
+    def strides(x):  # in elements, for the (N, C, H, W) view
+        return [np.int64(s // x.itemsize) for s in x.strides] + [np.int64(0)] * (4 - x.ndim)
+
+    _moments_kernel(types[a.dtype])(
+        (c, chunks), (THREADS,),
+        (a, b, a if shift is None else shift.astype(a.dtype, copy=False), np.int32(shift is not None),
+         *(np.int64(v) for v in shape), *strides(a), *strides(b), sums),
+    )  # fmt: skip
+    return sums
 
 
 def kernel(name: str):

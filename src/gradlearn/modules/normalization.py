@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import compiled, parallel
 from ..backend import array_module, channels_last, empty_channels_last, empty_like_layout, resolve_dtype
-from ..gpu_kernels import channel_sum, kernel
+from ..gpu_kernels import channel_moments, kernel
 from ..parameter import Parameter
 from .base import Module
 from .conv import _Scratch
@@ -214,11 +214,12 @@ class _BatchNorm(Module):
                 self.bias.grad += sum_dy
         return grad_input.reshape(shape)
 
-    # the GPU: the same maths in a few fused kernels (gradlearn.gpu_kernels) ----------------
-    # forward 7 kernels (the sum in two stages, x - mean, the sum of squares in two, the
-    # per-channel statistics with the running update, y), backward 6 (two sums, the
-    # per-channel coefficients with the parameter gradients, dE/dx), against about 20 and 15
-    # CuPy operations.
+    # the GPU: the same maths in a few kernels (gradlearn.gpu_kernels) ---------------------
+    # Training: forward 4 GPU calls (zeroed sums; sum x and x^2 in float64, one kernel; the
+    # per-channel statistics with the running update; y), backward 4 (zeroed sums; sum dy and
+    # dy * (x - mean); the per-channel coefficients with the parameter gradients; dE/dx),
+    # against about 20 and 15 CuPy operations. The cache keeps x and the mean, not x - mean.
+    # On the GPU each call costs the host tens of µs, far more than a BatchNorm's arithmetic.
 
     def _per_channel(self, a, ndim):
         """A (C,) array viewed to broadcast against this layer's (N, C, ...) arrays of ``ndim``."""
@@ -227,48 +228,46 @@ class _BatchNorm(Module):
     def _forward_gpu(self, x, use_batch, count):
         xp = array_module(x)
         c, t, d = self.num_features, x.dtype.type, x.ndim
-        inv_count = 1.0 / count if use_batch else 1.0  # the running mean and variance are "sums" of 1
-        total = channel_sum(x) if use_batch else self.running_mean
-        centred = empty_like_layout(x)
-        kernel("centre")(x, self._per_channel(total, d), t(inv_count), centred)
-        sum_sq = channel_sum(centred, centred) if use_batch else self.running_var
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked += 1
-            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-            running_mean, running_var = self.running_mean, self.running_var
-        else:  # the running statistics stay as they are
-            factor, running_mean, running_var = 0.0, xp.empty(c, x.dtype), xp.empty(c, x.dtype)
-        inv_std, scale, shift = (xp.empty(c, x.dtype) for _ in range(3))
-        kernel("bn_statistics")(
-            total, sum_sq,
-            self.weight.data if self.affine else t(1), self.bias.data if self.affine else t(0),
-            t(inv_count), t(self.eps), t(factor), t(count / max(count - 1, 1)),
-            inv_std, scale, shift, running_mean, running_var,
-        )  # fmt: skip
+        weight = self.weight.data if self.affine else t(1)
+        mean, inv_std, scale = (xp.empty(c, x.dtype) for _ in range(3))
+        if use_batch:
+            sums = channel_moments(x, x)  # sum(x), sum(x^2)
+            if self.training and self.track_running_stats:
+                self.num_batches_tracked += 1
+                factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                running_mean, running_var = self.running_mean, self.running_var
+            else:  # the running statistics stay as they are
+                factor, running_mean, running_var = 0.0, xp.empty(c, x.dtype), xp.empty(c, x.dtype)
+            kernel("bn_moments")(
+                sums[0], sums[1], weight, 1.0 / count, float(self.eps), t(factor), t(count / max(count - 1, 1)),
+                mean, inv_std, scale, running_mean, running_var,
+            )  # fmt: skip
+        else:
+            kernel("bn_running")(self.running_mean, self.running_var, weight, t(self.eps), mean, inv_std, scale)
+        bias = self._per_channel(self.bias.data, d) if self.affine else t(0)
         y = empty_like_layout(x)
-        kernel("scale_shift")(centred, self._per_channel(scale, d), self._per_channel(shift, d), y)
-        self._cache = ("gpu-batch" if use_batch else "gpu-running", centred, inv_std, count, x.shape)
+        kernel("bn_normalize")(x, self._per_channel(mean, d), self._per_channel(scale, d), bias, y)
+        self._cache = ("gpu-batch" if use_batch else "gpu-running", (x, mean), inv_std, count, x.shape)
         return y
 
-    def _backward_gpu(self, grad_output, mode, centred, inv_std, count):
+    def _backward_gpu(self, grad_output, mode, kept, inv_std, count):
+        x, mean = kept
         xp = array_module(grad_output)
         c, t, d, dtype = self.num_features, grad_output.dtype.type, grad_output.ndim, grad_output.dtype
-        sum_dy, sum_dy_centred = channel_sum(grad_output), channel_sum(grad_output, centred)
+        sums = channel_moments(grad_output, x, mean)  # sum(dy), sum(dy * (x - mean))
         mean_dy, k, scale = (xp.empty(c, dtype) for _ in range(3))
         # a parameter's gradient is added into its own array; a frozen or absent one's is discarded
         weight_grad, bias_grad = (
             p.grad if p is not None and p.requires_grad else xp.zeros(c, dtype) for p in (self.weight, self.bias)
         )
-        kernel("bn_grad_coefficients")(
-            sum_dy, sum_dy_centred, inv_std, self.weight.data if self.affine else t(1), t(1.0 / count),
+        kernel("bn_grad_moments")(
+            sums[0], sums[1], inv_std, self.weight.data if self.affine else t(1), 1.0 / count,
             mean_dy, k, scale, weight_grad, bias_grad,
         )  # fmt: skip
-        grad_input = empty_like_layout(centred)
+        grad_input = empty_like_layout(x)
         if mode == "gpu-batch":
-            kernel("bn_input_grad")(
-                grad_output, centred, self._per_channel(mean_dy, d), self._per_channel(k, d), self._per_channel(scale, d),
-                grad_input,
-            )  # fmt: skip
+            per_channel = (self._per_channel(a, d) for a in (mean, mean_dy, k, scale))
+            kernel("bn_input_grad")(grad_output, x, *per_channel, grad_input)
         else:  # the running statistics are constants: dE/dx = dE/dy * weight / sigma
             xp.multiply(grad_output, self._per_channel(scale, d), out=grad_input)
         return grad_input
