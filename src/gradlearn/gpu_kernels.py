@@ -190,9 +190,11 @@ def _kernels():
 
 
 # Per-channel sums of an (N, C, ...) array a, and of a * (b - shift), over every axis but 1,
-# for any strides (C order, channels-last, sliced): block (c, j) of THREADS threads adds the
-# positions j, j + chunks, ... of channel c in float64, sums them in shared memory, and adds
-# its two totals to sums[c] and sums[C + c] with atomicAdd.
+# for any strides (C order, channels-last, sliced): thread k of block (c, j) adds, in
+# float64, channel c's positions j * THREADS + k, then every chunks * THREADS further; the
+# block sums its threads' totals in shared memory and adds them to sums[c] and sums[C + c]
+# with atomicAdd (in an order that varies from run to run: the sums agree to float64's
+# rounding, far below float32's).
 _CHANNEL_MOMENTS = """
 extern "C" __global__ void gradlearn_channel_moments_{T}(
         const {T}* a, const {T}* b, const {T}* shift, int use_shift,

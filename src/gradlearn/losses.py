@@ -211,7 +211,6 @@ class CrossEntropyLoss(Loss):
         value = total[0] * scale
         return prediction.dtype.type(value)
 
-
     @staticmethod
     def _fused_on_gpu(prediction, target, xp):
         """Whether ``_forward_gpu`` takes these (valid-looking) arguments."""
