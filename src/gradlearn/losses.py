@@ -218,6 +218,7 @@ class CrossEntropyLoss(Loss):
             xp is not np
             and getattr(prediction, "ndim", 0) == 2
             and prediction.shape[1] <= GPU_ROW_CLASSES
+            and prediction.dtype in (np.float32, np.float64)
             and getattr(getattr(target, "dtype", None), "kind", None) in ("i", "u")
             and array_module(target) is xp
         )
