@@ -107,6 +107,28 @@ def _kernels():
             """,
             "gradlearn_col2im",
         ),
+        # Conv2d's pixel-major im2col straight from x (N, C, H, W), any strides, the zero
+        # padding read as zeros: column (n, a, b; i, j, c) = x[n, c, a*sh - top + i*dh,
+        # b*sw - left + j*dw], the columns (N*Ho*Wo, kh*kw*C) C-contiguous
+        "im2col": elementwise(
+            "raw T x, int32 c, int32 h, int32 w, int32 ho, int32 wo, int32 kh, int32 kw, "
+            "int32 sh, int32 sw, int32 dh, int32 dw, int32 top, int32 left",
+            "T col",
+            """
+            ptrdiff_t k = (ptrdiff_t)kh * kw * c, row = i / k, rest = i % k;
+            int ch = rest % c, kj = (rest / c) % kw, ki = rest / (c * kw);
+            int b = row % wo, a = (row / wo) % ho;
+            ptrdiff_t sample = row / ((ptrdiff_t)wo * ho);
+            int y = a * sh - top + ki * dh, xx = b * sw - left + kj * dw;
+            if (y < 0 || y >= h || xx < 0 || xx >= w) {
+                col = 0;
+            } else {
+                ptrdiff_t idx[] = {sample, ch, y, xx};
+                col = x[idx];
+            }
+            """,
+            "gradlearn_im2col",
+        ),
         # MaxPool2d with tiling windows (kernel == stride, no padding): y = the window's
         # maximum, first = the offset i*kw + j of its first maximum in row-major order (a
         # NaN counts as the maximum, as in PyTorch)

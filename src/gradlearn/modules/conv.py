@@ -89,7 +89,7 @@ import threading
 
 import numpy as np
 
-from .. import compiled, init, parallel
+from .. import compiled, gpu_kernels, init, parallel
 from ..backend import array_module, channels_last, empty_channels_last, empty_like_layout, resolve_dtype, resolve_generator
 from ..gpu_kernels import channel_sum, kernel
 from ..parameter import Parameter
@@ -288,6 +288,19 @@ def _pm_columns(padded, kernel, out_size, stride, dilation):
     return cols.reshape(m * out_size[0] * out_size[1], -1)
 
 
+def _pm_chunk_columns(name, x, n0, m, nb, pads, kernel, out_size, stride, dilation):
+    """The pixel-major columns (m*P, kh*kw*C) of samples n0:n0+m of x (N, C, H, W) zero-padded
+    by ``pads``: a padded copy, then its im2col (above); on the GPU (one chunk: the whole
+    batch) one kernel reads x in place (gpu_kernels 'im2col'), two CuPy copies fewer."""
+    xp = array_module(x)
+    if xp is np or (n0, m) != (0, x.shape[0]):
+        return _pm_columns(_pm_pad(name, x, n0, m, nb, pads), kernel, out_size, stride, dilation)
+    n, c, h, w = x.shape
+    cols = _SHARED.get("cols", (n * out_size[0] * out_size[1], kernel[0] * kernel[1] * c), x.dtype, xp)
+    top, _, left, _ = pads
+    return gpu_kernels.kernel("im2col")(x, c, h, w, *out_size, *kernel, *stride, *dilation, top, left, cols)
+
+
 def _pm_conv(x, pads, wmat, out, kernel, stride, dilation, bias=None, name="pm_padded", threads=1):
     """out (N, Q, Ho, Wo) (written in place) = the correlation of ``x`` (N, C, H, W)
     zero-padded by ``pads`` with ``wmat`` (kh*kw*C, Q) (rows (i, j, c)), plus ``bias`` (Q,):
@@ -304,8 +317,7 @@ def _pm_conv(x, pads, wmat, out, kernel, stride, dilation, bias=None, name="pm_p
     prod = None if direct else _SHARED.get("pm_prod", (nb * pixels, q), out.dtype, xp)
     for n0 in range(0, n, nb):
         m = min(nb, n - n0)
-        padded = _pm_pad(name, x, n0, m, nb, pads)
-        cols = _pm_columns(padded, kernel, (ho, wo), stride, dilation)
+        cols = _pm_chunk_columns(name, x, n0, m, nb, pads, kernel, (ho, wo), stride, dilation)
         if direct:
             part = out[n0 : n0 + m].transpose(0, 2, 3, 1).reshape(m * pixels, q)  # a view
             xp.matmul(cols, wmat, out=part)
@@ -398,7 +410,7 @@ def _pm_weight_grad(x, pads, grad_output, kernel, stride, dilation, threads=1):
     part = _SHARED.get("pm_dw_part", (k, o), grad_output.dtype, xp)
     for n0 in range(0, n, nb):
         m = min(nb, n - n0)
-        cols = _pm_columns(_pm_pad("pm_padded", x, n0, m, nb, pads), kernel, (ho, wo), stride, dilation)
+        cols = _pm_chunk_columns("pm_padded", x, n0, m, nb, pads, kernel, (ho, wo), stride, dilation)
         if direct:
             dy = grad_output[n0 : n0 + m].transpose(0, 2, 3, 1).reshape(m * pixels, o)  # a view
         else:
