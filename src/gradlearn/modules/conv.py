@@ -89,6 +89,7 @@ import threading
 
 import numpy as np
 
+# gpu_kernels.kernel is called so where a parameter named ``kernel`` (a kernel size) hides the import below
 from .. import compiled, gpu_kernels, init, parallel
 from ..backend import array_module, channels_last, empty_channels_last, empty_like_layout, resolve_dtype, resolve_generator
 from ..gpu_kernels import channel_sum, kernel
