@@ -37,7 +37,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _workloads import WORKLOADS, batch, gl_trainer, openblas_info, rerun_without_openblas_vars, torch_trainer, training_mult_adds  # noqa: E402
+from _workloads import (  # noqa: E402
+    WORKLOADS, batch, gl_trainer, numpy_mlp_trainer, openblas_info, rerun_without_openblas_vars, torch_trainer, training_mult_adds,
+)
 from peak import MatmulProbe, peak_gflops  # noqa: E402
 
 
@@ -76,7 +78,9 @@ def _steps_for(fn, budget=0.25):
 
 
 def measure(name, repeats, torch_ok, budget=0.25, device="cpu", batch_size=None, settle=SETTLE, probe=None):
-    """{'gl_train', 'torch_train', 'gl_infer', 'torch_infer'}: medians in samples/s; with a
+    """{'gl_train', 'torch_train', 'gl_infer', 'torch_infer'}: medians in samples/s (and
+    'numpy_train' for W1 on the CPU at its own batch: the hand-written NumPy step of
+    ``numpy_mlp_trainer``, timed in the same rotation); with a
     ``probe`` (peak.MatmulProbe), also 'peak': the median over these repetitions of the
     matmul probe timed after each repetition's blocks (the machine's peak at the moments the
     workload ran, as the other figures are medians of the same repetitions).
@@ -108,6 +112,8 @@ def measure(name, repeats, torch_ok, budget=0.25, device="cpu", batch_size=None,
                 t_eval(x_t)
 
         sides["torch_infer"] = t_infer
+    if name == "W1" and device == "cpu" and batch_size is None:
+        sides["numpy_train"] = numpy_mlp_trainer()[0]
     for fn in sides.values():  # warm-up
         for _ in range(3):
             fn()
@@ -116,7 +122,7 @@ def measure(name, repeats, torch_ok, budget=0.25, device="cpu", batch_size=None,
     peaks = []
     for _ in range(repeats):
         for kind in ("train", "infer"):  # alternate gradlearn / torch within each repetition
-            for side in ("gl", "torch"):
+            for side in ("gl", "torch", "numpy"):
                 key = f"{side}_{kind}"
                 if key in sides:
                     rates[key].append(n / _time(sides[key], steps[key], settle))
@@ -191,6 +197,10 @@ def main(argv=None):
             f"{gflops:8.1f} {r.get('peak', float('nan')):6.0f} {share:>6} | {r['gl_infer']:10.0f} {r.get('torch_infer', float('nan')):9.0f} {ir}",
             flush=True,
         )
+        if "numpy_train" in r:
+            versus = f"; PyTorch/NumPy {r['torch_train'] / r['numpy_train']:.2f}" if torch_ok else ""
+            print(f"    W1 by hand in NumPy (the yardstick, same step): {r['numpy_train']:.0f}/s; "
+                  f"gradlearn/NumPy {r['gl_train'] / r['numpy_train']:.2f}{versus}", flush=True)
     if args.both_envs:
         rest = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--both-envs"]
         return rerun_without_openblas_vars(os.path.abspath(__file__), rest)
