@@ -273,6 +273,36 @@ def test_sgd_momentum_takes_one_compiled_pass_with_numpys_result(options, dtype,
     assert_close(results[0][1], results[1][1], tol, "momentum buffer")
 
 
+def test_sgd_follows_options_changed_between_its_compiled_steps(kernel_calls, monkeypatch):
+    """The compiled step keeps what it worked out of the options until they change: a new
+    lr or momentum, Nesterov switched on, or a frozen parameter takes effect at the next step,
+    with the NumPy formulas' result."""
+    from gradlearn import compiled
+
+    needs_compiled()
+
+    def changes(optimizer, model):
+        yield lambda: optimizer.param_groups[0].update(lr=0.02)
+        yield lambda: optimizer.param_groups[0].update(momentum=0.5)
+        yield lambda: optimizer.param_groups[0].update(nesterov=True)  # the NumPy path for a step
+        yield lambda: optimizer.param_groups[0].update(nesterov=False)
+        yield lambda: setattr(model[2].weight, "requires_grad", False)  # frozen: the NumPy path
+        yield lambda: setattr(model[2].weight, "requires_grad", True)
+
+    results = []
+    for available in (True, False):
+        monkeypatch.setattr(compiled, "available", lambda: available)
+        model = mlp()
+        optimizer = gl.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        train(model, optimizer, 2)
+        for change in changes(optimizer, model):
+            change()
+            train(model, optimizer, 2)
+        results.append(optimizer.flat.data.copy())
+    assert kernel_calls.count("sgd_momentum") == 1 + 2 + 2 + 2 + 2  # not while Nesterov or frozen
+    assert_close(results[0], results[1], 1e-6, "weights")
+
+
 def test_sgd_with_dampening_nesterov_or_per_group_rates_takes_numpy(kernel_calls):
     for options in (dict(momentum=0.9, dampening=0.1), dict(momentum=0.9, nesterov=True), dict(momentum=0.9, l1=1e-4)):
         model = mlp()

@@ -440,6 +440,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, l1=0):
         self._fresh_buffer = True
+        self._fused_plan_for = None  # (options key, trainable key, plan) of _fused_plan
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, l1=l1)
         super().__init__(params, defaults)
@@ -517,15 +518,10 @@ class SGD(Optimizer):
         on_cpu = array_module(self.flat.data) is np
         if self._fresh_buffer or (on_cpu and not compiled.available()):
             return False
-        groups = self.param_groups
-        momentum, lr = self._option("momentum"), self._lr()
-        decay, l1 = self._option("weight_decay", masked=True), self._option("l1", masked=True)
-        keep = self._per_group("1-dampening", [1.0 - g["dampening"] if g["momentum"] != 0 else 1.0 for g in groups])
-        nesterov = self._per_group("nesterov", [1.0 if g["nesterov"] else 0.0 for g in groups])
-        if not all(isinstance(v, float) for v in (momentum, lr, decay, l1, keep, nesterov)):
-            return False  # the groups disagree, or some parameters are frozen
-        if momentum == 0 or l1 != 0 or keep != 1.0 or nesterov != 0:
+        plan = self._fused_plan()
+        if plan is None:
             return False
+        decay, momentum, lr = plan
         w, g, b = self.flat.data, self.flat.grad, self.state["momentum_buffer"]
         if on_cpu:
             compiled.kernel("sgd_momentum")(w, b, g, decay, momentum, lr, threads=parallel.team_threads(w.size, follower=True))
@@ -533,6 +529,28 @@ class SGD(Optimizer):
         t = w.dtype.type
         kernel("sgd_momentum")(g, t(decay), t(momentum), t(lr), w, b)
         return True
+
+    def _fused_plan(self):
+        """(weight decay, momentum, lr) as floats where the fused step applies, else None.
+        Worked out again only when ``_sync`` has found the options or the frozen parameters
+        changed (it then replaces its keys, so an identity test sees it): a step with the
+        same options costs two comparisons instead of six option look-ups (a tiny MLP's
+        SGD step, alone: 18 -> 12 us)."""
+        known = self._fused_plan_for
+        if known is not None and known[0] is self._options_key and known[1] is self._trainable_key:
+            return known[2]
+        groups = self.param_groups
+        momentum, lr = self._option("momentum"), self._lr()
+        decay, l1 = self._option("weight_decay", masked=True), self._option("l1", masked=True)
+        keep = self._per_group("1-dampening", [1.0 - g["dampening"] if g["momentum"] != 0 else 1.0 for g in groups])
+        nesterov = self._per_group("nesterov", [1.0 if g["nesterov"] else 0.0 for g in groups])
+        plan = (decay, momentum, lr)
+        if not all(isinstance(v, float) for v in (momentum, lr, decay, l1, keep, nesterov)):
+            plan = None  # the groups disagree, or some parameters are frozen
+        elif momentum == 0 or l1 != 0 or keep != 1.0 or nesterov != 0:
+            plan = None
+        self._fused_plan_for = (self._options_key, self._trainable_key, plan)
+        return plan
 
 
 # -------------------------------------------------------------------------------------------
