@@ -34,8 +34,8 @@ def test_the_numpy_yardstick_trains_the_same_steps_as_gradlearn():
         optimizer.step()
         step()
         for (w, b, gw, gb), linear in zip(layers, [m for m in model if isinstance(m, gl.Linear)]):
-            np.testing.assert_allclose(gw, linear.weight.grad.T, rtol=1e-4, atol=1e-7)
-            np.testing.assert_allclose(gb, linear.bias.grad, rtol=1e-4, atol=1e-7)
+            np.testing.assert_allclose(gw, linear.weight.grad.T, rtol=1e-5, atol=1e-8)
+            np.testing.assert_allclose(gb, linear.bias.grad, rtol=1e-5, atol=1e-8)
             np.testing.assert_allclose(w, linear.weight.data.T, rtol=1e-5, atol=1e-7)
             np.testing.assert_allclose(b, linear.bias.data, rtol=1e-5, atol=1e-7)
     assert np.abs(layers[0][2]).max() > 1e-4  # the gradients compared are not all zero
